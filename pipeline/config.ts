@@ -1,0 +1,396 @@
+/**
+ * The one place that reads configuration.
+ *
+ * Every setting comes from a `LOGPIPE_*` environment variable (or a `.env`
+ * file in the project root, which never overrides the real environment), with
+ * defaults that point at the local services `deno task services up` starts.
+ * Setting `LOGPIPE_KAFKA_BROKERS`, `LOGPIPE_WEBHDFS_URL` or
+ * `LOGPIPE_DATABASE_URL` switches that service to external mode: nothing is
+ * started locally for it, it is only health-checked.
+ *
+ * Secrets (database passwords, webhook URLs, SMTP credentials) are only ever
+ * read from the environment or from the git-ignored local state folder.
+ */
+
+/** Raised for a malformed setting; CLIs print `message` and exit 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Ports of the local services (also used by docker-compose.yaml). */
+export const DEFAULT_PORTS = {
+  kafka: 9092,
+  kafkaController: 9093,
+  namenodeRpc: 8020,
+  namenodeHttp: 9870,
+  datanodeHttp: 9864,
+  datanodeData: 9866,
+  datanodeIpc: 9867,
+  postgres: 5433,
+  api: 8787,
+  sitePreview: 3000,
+} as const;
+
+export interface KafkaConfig {
+  brokers: string[];
+  external: boolean;
+  topic: string;
+  partitions: number;
+  clientId: string;
+  consumerGroup: string;
+}
+
+export interface HdfsConfig {
+  /** e.g. http://127.0.0.1:9870 (the NameNode's HTTP address, no path). */
+  webhdfsUrl: string;
+  external: boolean;
+  user: string;
+  /** Root of everything logpipe writes; zones live below it. */
+  root: string;
+  rawDir: string;
+  deadLetterDir: string;
+  exportsDir: string;
+}
+
+export interface PostgresConfig {
+  /** Connection URL of the logpipe owner role. */
+  url: string;
+  external: boolean;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Read-only role for BI tools (sees `analytics` only). */
+  biUser: string;
+  biPassword: string | undefined;
+}
+
+export interface NotifyConfig {
+  slackWebhookUrl: string | undefined;
+  smtpUrl: string | undefined;
+  emailFrom: string;
+  emailTo: string[];
+}
+
+export interface Config {
+  /** Absolute path of the project root (where deno.json lives). */
+  projectRoot: string;
+  /** Absolute path of the git-ignored local state folder. */
+  localDir: string;
+  kafka: KafkaConfig;
+  hdfs: HdfsConfig;
+  postgres: PostgresConfig;
+  api: { host: string; port: number; token: string | undefined };
+  batch: { cron: string };
+  notify: NotifyConfig;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** Every variable the project reads, with what it means (README and .env.example list the same). */
+export const VARIABLES: Record<string, string> = {
+  LOGPIPE_HOME: "local state folder (default: <project>/.local)",
+  LOGPIPE_KAFKA_BROKERS:
+    "comma-separated host:port list; set = external Kafka, not started locally",
+  LOGPIPE_TOPIC: "event topic (default LogEvents)",
+  LOGPIPE_TOPIC_PARTITIONS: "partitions when the topic is created (default 6)",
+  LOGPIPE_CONSUMER_GROUP: "stream consumer group (default logpipe-hdfs-sink)",
+  LOGPIPE_WEBHDFS_URL:
+    "NameNode HTTP URL, e.g. http://namenode:9870; set = external HDFS",
+  LOGPIPE_HDFS_USER: "HDFS user for WebHDFS calls (default logpipe)",
+  LOGPIPE_HDFS_ROOT:
+    "HDFS folder holding the raw, dead-letter and exports zones (default /logpipe)",
+  LOGPIPE_DATABASE_URL:
+    "postgres://user:password@host:port/db of the owner role; set = external Postgres",
+  LOGPIPE_BI_USER: "read-only BI role name (default logpipe_bi)",
+  LOGPIPE_BI_PASSWORD:
+    "password of the BI role (local default: generated into the local state folder)",
+  LOGPIPE_API_HOST: "API bind address (default 127.0.0.1)",
+  LOGPIPE_API_PORT: "API port (default 8787)",
+  LOGPIPE_API_TOKEN:
+    "token required by rule-changing API calls; mandatory when the API binds beyond 127.0.0.1",
+  LOGPIPE_BATCH_CRON:
+    "batch schedule, UTC cron expression (default */10 * * * *)",
+  LOGPIPE_SLACK_WEBHOOK_URL:
+    "Slack-compatible incoming webhook for notifications",
+  LOGPIPE_SMTP_URL: "smtp://user:pass@host:port for e-mail notifications",
+  LOGPIPE_EMAIL_FROM: "sender address of notification e-mails",
+  LOGPIPE_EMAIL_TO: "comma-separated operator addresses",
+  LOGPIPE_LOG_LEVEL: "debug | info | warn | error (default info)",
+};
+
+const LOCAL_HOST = "127.0.0.1";
+
+/** The project root: the folder above `pipeline/`. */
+export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(
+  /\/$/,
+  "",
+);
+
+/** Parses a `.env` file's text (KEY=VALUE lines, # comments, optional quotes). */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim().replace(/^export\s+/, "");
+    let value = line.slice(eq + 1).trim();
+    if (
+      value.length >= 2 &&
+      (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0]
+    ) {
+      value = value.slice(1, -1);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function readDotEnv(root: string): Record<string, string> {
+  try {
+    return parseDotEnv(Deno.readTextFileSync(`${root}/.env`));
+  } catch {
+    return {};
+  }
+}
+
+function readSecretFile(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseIntSetting(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value)) {
+    throw new ConfigError(`${name} must be an integer, got "${value}"`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) {
+    throw new ConfigError(
+      `${name} must be between ${min} and ${max}, got ${n}`,
+    );
+  }
+  return n;
+}
+
+function parseUrlSetting(
+  name: string,
+  value: string,
+  protocols: string[],
+): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: "${value}"`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(
+      `${name} must use ${protocols.join(" or ")}, got "${url.protocol}"`,
+    );
+  }
+  if (!url.hostname) throw new ConfigError(`${name} has no host: "${value}"`);
+  return url;
+}
+
+function parseBrokers(value: string): string[] {
+  const brokers = value.split(",").map((b) => b.trim()).filter(Boolean);
+  if (brokers.length === 0) {
+    throw new ConfigError("LOGPIPE_KAFKA_BROKERS is empty");
+  }
+  for (const b of brokers) {
+    const m = /^([A-Za-z0-9.\-_]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new ConfigError(
+        `LOGPIPE_KAFKA_BROKERS entry "${b}" is not host:port`,
+      );
+    }
+  }
+  return brokers;
+}
+
+function parseHdfsPath(name: string, value: string): string {
+  if (!value.startsWith("/") || value.includes("..") || /\s/.test(value)) {
+    throw new ConfigError(
+      `${name} must be an absolute HDFS path without spaces or "..", got "${value}"`,
+    );
+  }
+  return value.replace(/\/+$/, "") || "/";
+}
+
+function parseName(name: string, value: string): string {
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(value)) {
+    throw new ConfigError(
+      `${name} may only hold letters, digits, ".", "_" and "-", got "${value}"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads the configuration from `env` (default: the process environment plus
+ * `.env`). Throws ConfigError with a one-line message on a malformed value.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = {
+    ...readDotEnv(PROJECT_ROOT),
+    ...Deno.env.toObject(),
+  },
+): Config {
+  const get = (k: string) => {
+    const v = env[k];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const projectRoot = PROJECT_ROOT;
+  const localDir = get("LOGPIPE_HOME") ?? `${projectRoot}/.local`;
+
+  const brokersEnv = get("LOGPIPE_KAFKA_BROKERS");
+  const kafka: KafkaConfig = {
+    brokers: brokersEnv
+      ? parseBrokers(brokersEnv)
+      : [`${LOCAL_HOST}:${DEFAULT_PORTS.kafka}`],
+    external: brokersEnv !== undefined,
+    topic: parseName("LOGPIPE_TOPIC", get("LOGPIPE_TOPIC") ?? "LogEvents"),
+    partitions: parseIntSetting(
+      "LOGPIPE_TOPIC_PARTITIONS",
+      get("LOGPIPE_TOPIC_PARTITIONS"),
+      6,
+      1,
+      1000,
+    ),
+    clientId: "logpipe",
+    consumerGroup: parseName(
+      "LOGPIPE_CONSUMER_GROUP",
+      get("LOGPIPE_CONSUMER_GROUP") ?? "logpipe-hdfs-sink",
+    ),
+  };
+
+  const webhdfsEnv = get("LOGPIPE_WEBHDFS_URL");
+  const webhdfsUrl = webhdfsEnv
+    ? parseUrlSetting("LOGPIPE_WEBHDFS_URL", webhdfsEnv, ["http:", "https:"])
+      .origin
+    : `http://${LOCAL_HOST}:${DEFAULT_PORTS.namenodeHttp}`;
+  const hdfsRoot = parseHdfsPath(
+    "LOGPIPE_HDFS_ROOT",
+    get("LOGPIPE_HDFS_ROOT") ?? "/logpipe",
+  );
+  const hdfs: HdfsConfig = {
+    webhdfsUrl,
+    external: webhdfsEnv !== undefined,
+    user: parseName("LOGPIPE_HDFS_USER", get("LOGPIPE_HDFS_USER") ?? "logpipe"),
+    root: hdfsRoot,
+    rawDir: `${hdfsRoot}/raw`,
+    deadLetterDir: `${hdfsRoot}/dead_letter`,
+    exportsDir: `${hdfsRoot}/exports`,
+  };
+
+  const dbEnv = get("LOGPIPE_DATABASE_URL");
+  let dbUrl: URL;
+  if (dbEnv) {
+    dbUrl = parseUrlSetting("LOGPIPE_DATABASE_URL", dbEnv, [
+      "postgres:",
+      "postgresql:",
+    ]);
+    if (!dbUrl.pathname || dbUrl.pathname === "/") {
+      throw new ConfigError(
+        `LOGPIPE_DATABASE_URL names no database: "${dbEnv}"`,
+      );
+    }
+  } else {
+    // The local cluster's password is generated on first start and kept in
+    // the git-ignored state folder, so no secret ever sits in the repo.
+    const password = readSecretFile(`${localDir}/postgres/logpipe.password`) ??
+      "";
+    dbUrl = new URL(
+      `postgres://logpipe@${LOCAL_HOST}:${DEFAULT_PORTS.postgres}/logpipe`,
+    );
+    dbUrl.password = password;
+  }
+  const postgres: PostgresConfig = {
+    url: dbUrl.toString(),
+    external: dbEnv !== undefined,
+    host: dbUrl.hostname,
+    port: dbUrl.port ? Number(dbUrl.port) : 5432,
+    database: decodeURIComponent(dbUrl.pathname.slice(1)),
+    user: decodeURIComponent(dbUrl.username),
+    biUser: parseName(
+      "LOGPIPE_BI_USER",
+      get("LOGPIPE_BI_USER") ?? "logpipe_bi",
+    ),
+    biPassword: get("LOGPIPE_BI_PASSWORD") ??
+      readSecretFile(`${localDir}/postgres/bi.password`),
+  };
+
+  const apiHost = get("LOGPIPE_API_HOST") ?? LOCAL_HOST;
+  if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(apiHost)) {
+    throw new ConfigError(`LOGPIPE_API_HOST is not a host: "${apiHost}"`);
+  }
+  const api = {
+    host: apiHost,
+    port: parseIntSetting(
+      "LOGPIPE_API_PORT",
+      get("LOGPIPE_API_PORT"),
+      DEFAULT_PORTS.api,
+      1,
+      65535,
+    ),
+    token: get("LOGPIPE_API_TOKEN"),
+  };
+
+  const cron = get("LOGPIPE_BATCH_CRON") ?? "*/10 * * * *";
+  if (cron.split(/\s+/).length !== 5) {
+    throw new ConfigError(
+      `LOGPIPE_BATCH_CRON must have 5 fields (minute hour day month weekday), got "${cron}"`,
+    );
+  }
+
+  const slack = get("LOGPIPE_SLACK_WEBHOOK_URL");
+  const smtp = get("LOGPIPE_SMTP_URL");
+  const notify: NotifyConfig = {
+    slackWebhookUrl: slack
+      ? parseUrlSetting("LOGPIPE_SLACK_WEBHOOK_URL", slack, ["http:", "https:"])
+        .toString()
+      : undefined,
+    smtpUrl: smtp
+      ? parseUrlSetting("LOGPIPE_SMTP_URL", smtp, ["smtp:", "smtps:"])
+        .toString()
+      : undefined,
+    emailFrom: get("LOGPIPE_EMAIL_FROM") ?? "logpipe@localhost",
+    emailTo: (get("LOGPIPE_EMAIL_TO") ?? "").split(",").map((s) => s.trim())
+      .filter(Boolean),
+  };
+  for (const addr of [notify.emailFrom, ...notify.emailTo]) {
+    if (!/^[^@\s]+@[^@\s]+$/.test(addr)) {
+      throw new ConfigError(`not an e-mail address: "${addr}"`);
+    }
+  }
+
+  const logLevel = get("LOGPIPE_LOG_LEVEL") ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(
+      `LOGPIPE_LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`,
+    );
+  }
+
+  return {
+    projectRoot,
+    localDir,
+    kafka,
+    hdfs,
+    postgres,
+    api,
+    batch: { cron },
+    notify,
+    logLevel: logLevel as Config["logLevel"],
+  };
+}
