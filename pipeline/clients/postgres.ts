@@ -1,0 +1,75 @@
+/**
+ * node-postgres wiring: one pool factory and the two helpers every module
+ * uses (borrow a client; run a function in a transaction).
+ */
+import pg from "pg";
+import type { Config } from "../config.ts";
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+// Return bigint columns (count(*), offsets) as JS numbers when safe: our
+// counts stay far below 2^53; numeric stays a string so money is exact.
+pg.types.setTypeParser(20, (v: string) => {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+});
+
+/** A pool on the configured database (owner role). */
+export function createPool(
+  config: Pick<Config, "postgres">,
+  opts: { max?: number; applicationName?: string; url?: string } = {},
+): Pool {
+  return new pg.Pool({
+    connectionString: opts.url ?? config.postgres.url,
+    max: opts.max ?? 5,
+    application_name: opts.applicationName ?? "logpipe",
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 10_000,
+  });
+}
+
+/** Borrows a client for `fn` and always gives it back. */
+export async function withClient<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs `fn` in a transaction: commit on success, rollback on any error. */
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return await withClient(pool, async (client) => {
+    await client.query("begin");
+    try {
+      const out = await fn(client);
+      await client.query("commit");
+      return out;
+    } catch (err) {
+      await client.query("rollback").catch(() => {});
+      throw err;
+    }
+  });
+}
+
+/** Opens one connection to `url`, runs `fn`, closes it. */
+export async function withConnection<T>(
+  url: string,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
