@@ -1,0 +1,122 @@
+/**
+ * Real up/down checks of the services the pipeline depends on, for the
+ * Pipeline health page: a Kafka broker accepts a TCP connection, the
+ * NameNode answers a WebHDFS GETFILESTATUS on the logpipe root, Postgres
+ * answers `select 1`. Results are cached briefly so polling pages cannot
+ * turn into a probe storm.
+ */
+import type { Config } from "../config.ts";
+import type { Db } from "./queries.ts";
+
+export interface ServiceCheck {
+  service: string;
+  target: string;
+  up: boolean;
+  latencyMs: number;
+  detail: string;
+  checkedAt: string;
+}
+
+async function timed(
+  service: string,
+  target: string,
+  probe: () => Promise<string>,
+): Promise<ServiceCheck> {
+  const start = performance.now();
+  let up = false;
+  let detail: string;
+  try {
+    detail = await probe();
+    up = true;
+  } catch (err) {
+    detail = err instanceof Error ? err.message : String(err);
+  }
+  return {
+    service,
+    target,
+    up,
+    latencyMs: Math.round((performance.now() - start) * 10) / 10,
+    detail: detail.slice(0, 300),
+    checkedAt: new Date().toISOString(),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: number | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} timed out after ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function probeKafka(broker: string, timeoutMs: number): Promise<string> {
+  const i = broker.lastIndexOf(":");
+  const hostname = broker.slice(0, i).replace(/^\[|\]$/g, "");
+  const port = Number(broker.slice(i + 1));
+  const conn = await withTimeout(
+    Deno.connect({ hostname, port }),
+    timeoutMs,
+    "connect",
+  );
+  conn.close();
+  return "broker accepts connections";
+}
+
+async function probeHdfs(config: Config, timeoutMs: number): Promise<string> {
+  const url = new URL(`/webhdfs/v1${config.hdfs.root}`, config.hdfs.webhdfsUrl);
+  url.searchParams.set("op", "GETFILESTATUS");
+  url.searchParams.set("user.name", config.hdfs.user);
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  await res.body?.cancel();
+  // 404 still proves the NameNode is up (the root is created on first write).
+  if (res.status === 200) return "NameNode answers; root exists";
+  if (res.status === 404) return "NameNode answers; root not created yet";
+  throw new Error(`NameNode answered HTTP ${res.status}`);
+}
+
+/** Checks every service once (in parallel). */
+export function checkServices(
+  config: Config,
+  db: Db,
+  timeoutMs = 1500,
+): Promise<ServiceCheck[]> {
+  return Promise.all([
+    ...config.kafka.brokers.map((b) =>
+      timed("kafka", b, () => probeKafka(b, timeoutMs))
+    ),
+    timed(
+      "hdfs",
+      config.hdfs.webhdfsUrl,
+      () => probeHdfs(config, timeoutMs),
+    ),
+    timed(
+      "postgres",
+      `${config.postgres.host}:${config.postgres.port}/${config.postgres.database}`,
+      async () => {
+        await withTimeout(db.query("select 1"), timeoutMs, "select 1");
+        return "select 1 ok";
+      },
+    ),
+  ]);
+}
+
+/** checkServices, cached for `ttlMs`; concurrent callers share one probe. */
+export function cachedServiceChecks(
+  config: Config,
+  db: Db,
+  ttlMs = 5000,
+): () => Promise<ServiceCheck[]> {
+  let last: { at: number; result: Promise<ServiceCheck[]> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > ttlMs) {
+      last = { at: now, result: checkServices(config, db) };
+    }
+    return last.result;
+  };
+}
