@@ -1,0 +1,1151 @@
+/**
+ * Event schema v1: the TypeScript types of every event and the runtime
+ * validator. Producer, consumer, tests, dbt (accepted values) and the site all
+ * import this module; it is the one definition of what an event is.
+ *
+ * Rules kept here on purpose, not in callers:
+ * - `validateEvent` never throws, whatever the bytes; a failure carries a typed
+ *   `RejectReason` (for the dead-letter zone and its counters) and a short
+ *   human detail naming the field.
+ * - Unknown extra fields are accepted (forward compatible additions within v1)
+ *   and kept: the consumer stores `details` verbatim in `details_json`.
+ * - Time bounds are fixed dates, not the wall clock, so a replay validates the
+ *   same way years later; a year-3000 timestamp is `out_of_range`.
+ * - Money is exact to the cent: at most 2 decimals, and an order's amount must
+ *   equal Σ unit_price × quantity of its items computed in integer cents.
+ */
+import {
+  ORDER_ID_PATTERN,
+  SESSION_ID_PATTERN,
+  UUID_V7_PATTERN,
+} from "./ids.ts";
+
+/** The only schema version this module produces and accepts. */
+export const SCHEMA_VERSION = 1 as const;
+
+/** Event types of v1: the original five plus product_view and add_to_cart. */
+export const EVENT_TYPES = [
+  "product_view",
+  "search",
+  "add_to_cart",
+  "purchase",
+  "order_complete",
+  "order_failed",
+  "error",
+] as const;
+export type EventType = typeof EVENT_TYPES[number];
+
+/** Log levels: ERROR for error and order_failed, WARN for slow responses. */
+export const LEVELS = ["INFO", "WARN", "ERROR"] as const;
+export type Level = typeof LEVELS[number];
+
+/** A response slower than this (ms) is logged at WARN. */
+export const SLOW_RESPONSE_MS = 2000;
+
+export const DEVICE_TYPES = ["desktop", "mobile", "tablet"] as const;
+export type DeviceType = typeof DEVICE_TYPES[number];
+
+/** A city the events use, with coordinates for the site's map. */
+export interface City {
+  name: string;
+  lat: number;
+  lon: number;
+}
+
+/**
+ * Countries of the events (ISO 3166-1 alpha-2; the original's "UK" is "GB")
+ * with their display name and cities (the original's city pools).
+ */
+export const COUNTRIES = {
+  US: {
+    name: "United States",
+    cities: [
+      { name: "New York", lat: 40.7128, lon: -74.006 },
+      { name: "San Francisco", lat: 37.7749, lon: -122.4194 },
+      { name: "Chicago", lat: 41.8781, lon: -87.6298 },
+      { name: "Austin", lat: 30.2672, lon: -97.7431 },
+    ],
+  },
+  GB: {
+    name: "United Kingdom",
+    cities: [
+      { name: "London", lat: 51.5074, lon: -0.1278 },
+      { name: "Manchester", lat: 53.4808, lon: -2.2426 },
+      { name: "Liverpool", lat: 53.4084, lon: -2.9916 },
+    ],
+  },
+  DE: {
+    name: "Germany",
+    cities: [
+      { name: "Berlin", lat: 52.52, lon: 13.405 },
+      { name: "Munich", lat: 48.1351, lon: 11.582 },
+      { name: "Frankfurt", lat: 50.1109, lon: 8.6821 },
+    ],
+  },
+  IN: {
+    name: "India",
+    cities: [
+      { name: "Mumbai", lat: 19.076, lon: 72.8777 },
+      { name: "Delhi", lat: 28.7041, lon: 77.1025 },
+      { name: "Bangalore", lat: 12.9716, lon: 77.5946 },
+    ],
+  },
+  EG: {
+    name: "Egypt",
+    cities: [
+      { name: "Cairo", lat: 30.0444, lon: 31.2357 },
+      { name: "Alexandria", lat: 31.2001, lon: 29.9187 },
+      { name: "Giza", lat: 30.0131, lon: 31.2089 },
+    ],
+  },
+  FR: {
+    name: "France",
+    cities: [
+      { name: "Paris", lat: 48.8566, lon: 2.3522 },
+      { name: "Lyon", lat: 45.764, lon: 4.8357 },
+      { name: "Marseille", lat: 43.2965, lon: 5.3698 },
+    ],
+  },
+  ES: {
+    name: "Spain",
+    cities: [
+      { name: "Madrid", lat: 40.4168, lon: -3.7038 },
+      { name: "Barcelona", lat: 41.3874, lon: 2.1686 },
+      { name: "Valencia", lat: 39.4699, lon: -0.3763 },
+    ],
+  },
+  SA: {
+    name: "Saudi Arabia",
+    cities: [
+      { name: "Riyadh", lat: 24.7136, lon: 46.6753 },
+      { name: "Jeddah", lat: 21.4858, lon: 39.1925 },
+      { name: "Mecca", lat: 21.3891, lon: 39.8579 },
+    ],
+  },
+} as const satisfies Record<string, { name: string; cities: readonly City[] }>;
+export type CountryCode = keyof typeof COUNTRIES;
+export const COUNTRY_CODES = Object.keys(COUNTRIES) as CountryCode[];
+
+export const PAYMENT_METHODS = [
+  "credit_card",
+  "debit_card",
+  "paypal",
+  "bank_transfer",
+  "cash_on_delivery",
+] as const;
+export type PaymentMethod = typeof PAYMENT_METHODS[number];
+
+export const SHIPPING_METHODS = ["standard", "express", "pickup"] as const;
+export type ShippingMethod = typeof SHIPPING_METHODS[number];
+
+/** Services that emit events; an error is attributed to the one that failed. */
+export const SERVICES = [
+  "api-gateway",
+  "auth-service",
+  "catalog-service",
+  "search-service",
+  "cart-service",
+  "checkout-service",
+  "payment-service",
+  "inventory-service",
+  "order-service",
+] as const;
+export type Service = typeof SERVICES[number];
+
+/** The service that emits each non-error event type. */
+export const EVENT_TYPE_SERVICE: Record<Exclude<EventType, "error">, Service> =
+  {
+    product_view: "catalog-service",
+    search: "search-service",
+    add_to_cart: "cart-service",
+    purchase: "checkout-service",
+    order_complete: "order-service",
+    order_failed: "order-service",
+  };
+
+/** What an error code means, who raises it and with which HTTP status. */
+export interface ErrorCodeInfo {
+  message: string;
+  service: Service;
+  http_status: number;
+  meaning: string;
+}
+
+/**
+ * Error codes `<SERVICE>-<HTTP status>`: unlike the original's random
+ * ERR-1000..9999, each one means something and names its service.
+ */
+export const ERROR_CODES = {
+  "GW-429": {
+    message: "Too many requests",
+    service: "api-gateway",
+    http_status: 429,
+    meaning: "The client exceeded its request rate and was throttled.",
+  },
+  "AUTH-401": {
+    message: "User authentication failed",
+    service: "auth-service",
+    http_status: 401,
+    meaning: "Sign-in or token check failed; the user must sign in again.",
+  },
+  "AUTH-403": {
+    message: "Session expired",
+    service: "auth-service",
+    http_status: 403,
+    meaning: "The session token expired during the visit.",
+  },
+  "CAT-404": {
+    message: "Product not found",
+    service: "catalog-service",
+    http_status: 404,
+    meaning: "A product page was requested for a delisted or unknown product.",
+  },
+  "CAT-503": {
+    message: "Catalog service unavailable",
+    service: "catalog-service",
+    http_status: 503,
+    meaning: "Product pages could not be served (catalog backend down).",
+  },
+  "SRCH-503": {
+    message: "Search index unavailable",
+    service: "search-service",
+    http_status: 503,
+    meaning:
+      "The search cluster rejected the query (index down or rebuilding).",
+  },
+  "SRCH-504": {
+    message: "Search timeout",
+    service: "search-service",
+    http_status: 504,
+    meaning: "The search query took longer than the gateway timeout.",
+  },
+  "CART-409": {
+    message: "Cart update conflict",
+    service: "cart-service",
+    http_status: 409,
+    meaning: "The cart was changed concurrently (another tab or device).",
+  },
+  "CART-500": {
+    message: "Cart update failed",
+    service: "cart-service",
+    http_status: 500,
+    meaning: "The cart store failed to save the change.",
+  },
+  "INV-409": {
+    message: "Insufficient stock",
+    service: "inventory-service",
+    http_status: 409,
+    meaning: "The requested quantity exceeds the stock at that moment.",
+  },
+  "INV-504": {
+    message: "Inventory check timeout",
+    service: "inventory-service",
+    http_status: 504,
+    meaning: "The stock reservation did not answer in time.",
+  },
+  "PAY-402": {
+    message: "Payment declined",
+    service: "payment-service",
+    http_status: 402,
+    meaning: "The card issuer or wallet declined the charge.",
+  },
+  "PAY-502": {
+    message: "Payment gateway error",
+    service: "payment-service",
+    http_status: 502,
+    meaning: "The external payment provider returned an invalid response.",
+  },
+  "PAY-504": {
+    message: "Payment gateway timeout",
+    service: "payment-service",
+    http_status: 504,
+    meaning: "The external payment provider did not answer in time.",
+  },
+  "ORD-403": {
+    message: "Order blocked by fraud check",
+    service: "order-service",
+    http_status: 403,
+    meaning: "The fraud screen rejected the order.",
+  },
+  "ORD-422": {
+    message: "Invalid shipping address",
+    service: "order-service",
+    http_status: 422,
+    meaning: "The address failed validation with the carrier.",
+  },
+  "ORD-500": {
+    message: "Order creation failed",
+    service: "order-service",
+    http_status: 500,
+    meaning: "The order could not be persisted.",
+  },
+} as const satisfies Record<string, ErrorCodeInfo>;
+export type ErrorCode = keyof typeof ERROR_CODES;
+export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as ErrorCode[];
+
+/** Why an order failed, and the error code logged with it. */
+export const FAILURE_REASONS = {
+  payment_declined: "PAY-402",
+  payment_timeout: "PAY-504",
+  insufficient_stock: "INV-409",
+  fraud_suspected: "ORD-403",
+  address_invalid: "ORD-422",
+} as const satisfies Record<string, ErrorCode>;
+export type FailureReason = keyof typeof FAILURE_REASONS;
+export const FAILURE_REASON_LIST = Object.keys(
+  FAILURE_REASONS,
+) as FailureReason[];
+
+/** Product categories and their subcategories (original-system.md §1.6). */
+export const CATEGORIES = {
+  "Electronics": ["Audio", "Cameras", "Laptops", "Smartphones", "TVs"],
+  "Fashion": [
+    "Accessories",
+    "Footwear",
+    "Kids' Fashion",
+    "Men's Wear",
+    "Women's Wear",
+  ],
+  "Home & Kitchen": ["Appliances", "Bedding", "Cookware", "Decor", "Furniture"],
+  "Books": [
+    "Biographies",
+    "Children's",
+    "Educational",
+    "Fiction",
+    "Non-Fiction",
+  ],
+  "Beauty": ["Fragrances", "Grooming", "Haircare", "Makeup", "Skincare"],
+  "Grocery": ["Beverages", "Cleaning", "Food", "Personal Care", "Snacks"],
+  "Toys": ["Action Figures", "Dolls", "Educational", "Outdoor", "Puzzles"],
+  "Sports": ["Cycling", "Fitness", "Outdoor", "Swimwear", "Team Sports"],
+} as const;
+export type Category = keyof typeof CATEGORIES;
+export const CATEGORY_NAMES = Object.keys(CATEGORIES) as Category[];
+
+/** Catalog sizes: user_1..user_2000, prod_00001..prod_10000. */
+export const USER_COUNT = 2000;
+export const PRODUCT_COUNT = 10000;
+
+/** Limits the validator enforces (absurd values are rejected, not stored). */
+export const LIMITS = {
+  /** Largest accepted message, in UTF-8 bytes (typical events are < 1 KiB). */
+  maxEventBytes: 64 * 1024,
+  /** Earliest and latest accepted timestamps (fixed, not the wall clock). */
+  minTimestamp: "2000-01-01T00:00:00.000Z",
+  maxTimestamp: "2100-01-01T00:00:00.000Z",
+  maxResponseTimeMs: 120_000,
+  maxQuantity: 100,
+  maxItems: 50,
+  /** Largest money value in cents (fits numeric(12,2)). */
+  maxMoneyCents: 9_999_999_999,
+  maxResultsCount: 100_000,
+  /** Longest free-text field (query, message, address), in characters. */
+  maxTextLength: 500,
+  /** Longest name-like field (city, brand, category), in characters. */
+  maxNameLength: 100,
+} as const;
+
+/** Validation failures, each with what it means (dead-letter reasons). */
+export const REJECT_REASONS = {
+  too_large: "message larger than the limit (64 KiB)",
+  invalid_utf8: "bytes are not valid UTF-8",
+  invalid_json: "not parseable as JSON",
+  not_an_object: "JSON value is not an object",
+  unsupported_schema_version: "schema_version is not 1",
+  missing_field: "a required field is absent or null",
+  wrong_type: "a field has the wrong JSON type",
+  unknown_event_type: "event_type is not one of EVENT_TYPES",
+  invalid_value: "a value is malformed or not in its allowed set",
+  out_of_range: "a value is outside its allowed range",
+  inconsistent: "fields contradict each other (amount ≠ Σ price × quantity)",
+} as const;
+export type RejectReason = keyof typeof REJECT_REASONS;
+export const REJECT_REASON_LIST = Object.keys(REJECT_REASONS) as RejectReason[];
+
+// ---------------------------------------------------------------- types ----
+
+/** Where the session takes place. */
+export interface Geo {
+  country: CountryCode;
+  city: string;
+}
+
+/** One line of an order. Money is a JSON number with at most 2 decimals. */
+export interface OrderItem {
+  product_id: string;
+  quantity: number;
+  unit_price: number;
+}
+
+export interface ProductViewDetails {
+  product_id: string;
+  category: Category;
+  unit_price: number;
+}
+
+export interface SearchFilters {
+  category?: Category;
+  /** "min-max" in whole currency units, e.g. "100-200". */
+  price_range?: string;
+  brand?: string;
+}
+
+export interface SearchDetails {
+  query: string;
+  results_count: number;
+  filters: SearchFilters;
+  searched_at: string;
+}
+
+export interface AddToCartDetails {
+  product_id: string;
+  quantity: number;
+  unit_price: number;
+}
+
+export interface PurchaseDetails {
+  order_id: string;
+  amount: number;
+  payment_method: PaymentMethod;
+  items: OrderItem[];
+  shipping_address: string;
+}
+
+export interface OrderCompleteDetails {
+  order_id: string;
+  amount: number;
+  payment_method: PaymentMethod;
+  items: OrderItem[];
+  shipping_method: ShippingMethod;
+  /** YYYY-MM-DD */
+  delivery_estimate: string;
+  completed_at: string;
+}
+
+export interface OrderFailedDetails {
+  order_id: string;
+  attempted_amount: number;
+  payment_method: PaymentMethod;
+  items: OrderItem[];
+  failure_reason: FailureReason;
+  failed_at: string;
+}
+
+export interface ErrorDetails {
+  error_code: ErrorCode;
+  message: string;
+  error_at: string;
+  http_status: number;
+  /** The product concerned, when there is one (e.g. CAT-404, INV-409). */
+  product_id?: string;
+  /** The order concerned, when there is one (e.g. PAY-402). */
+  order_id?: string;
+}
+
+/** Details of each event type. */
+export interface DetailsByType {
+  product_view: ProductViewDetails;
+  search: SearchDetails;
+  add_to_cart: AddToCartDetails;
+  purchase: PurchaseDetails;
+  order_complete: OrderCompleteDetails;
+  order_failed: OrderFailedDetails;
+  error: ErrorDetails;
+}
+
+/** The envelope every event shares; `details` depends on `event_type`. */
+export interface EventOf<T extends EventType> {
+  /** UUIDv7: unique and sortable by time. */
+  event_id: string;
+  schema_version: typeof SCHEMA_VERSION;
+  event_type: T;
+  /** UTC ISO-8601 with exactly 3 fractional digits, e.g. 2026-01-01T12:00:00.123Z */
+  event_ts: string;
+  level: Level;
+  service: Service;
+  user_id: string;
+  session_id: string;
+  device_type: DeviceType;
+  geo: Geo;
+  response_time_ms: number;
+  details: DetailsByType[T];
+}
+
+/** Any v1 event (a discriminated union on `event_type`). */
+export type Event = { [T in EventType]: EventOf<T> }[EventType];
+
+/** The validator's answer. */
+export type ValidationResult =
+  | { ok: true; event: Event }
+  | { ok: false; reason: RejectReason; detail: string };
+
+// ------------------------------------------------------------ validator ----
+
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+const LEVEL_SET: ReadonlySet<string> = new Set(LEVELS);
+const DEVICE_SET: ReadonlySet<string> = new Set(DEVICE_TYPES);
+const SERVICE_SET: ReadonlySet<string> = new Set(SERVICES);
+const PAYMENT_SET: ReadonlySet<string> = new Set(PAYMENT_METHODS);
+const SHIPPING_SET: ReadonlySet<string> = new Set(SHIPPING_METHODS);
+const FAILURE_SET: ReadonlySet<string> = new Set(FAILURE_REASON_LIST);
+const CATEGORY_SET: ReadonlySet<string> = new Set(CATEGORY_NAMES);
+const ERROR_CODE_SET: ReadonlySet<string> = new Set(ERROR_CODE_LIST);
+const CITY_SETS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  COUNTRY_CODES.map((c) => [
+    c,
+    new Set(COUNTRIES[c].cities.map((city) => city.name)),
+  ]),
+);
+
+const MIN_TS_MS = Date.parse(LIMITS.minTimestamp);
+const MAX_TS_MS = Date.parse(LIMITS.maxTimestamp);
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+// The failure of the check in progress. Checks return false and set these
+// instead of allocating a result per field: the success path allocates nothing.
+let failReason: RejectReason = "invalid_value";
+let failDetail = "";
+
+function fail(reason: RejectReason, detail: string): false {
+  failReason = reason;
+  failDetail = detail;
+  return false;
+}
+
+function typeName(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+function str(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  maxLen: number,
+): boolean {
+  const v = o[key];
+  if (typeof v === "string") {
+    if (v.length === 0 || v.length > maxLen) {
+      return fail(
+        "out_of_range",
+        `${path}${key}: length ${v.length} outside 1..${maxLen}`,
+      );
+    }
+    return true;
+  }
+  if (v === undefined || v === null) {
+    return fail("missing_field", `${path}${key} is missing`);
+  }
+  return fail(
+    "wrong_type",
+    `${path}${key}: expected string, got ${typeName(v)}`,
+  );
+}
+
+function enumStr(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  allowed: ReadonlySet<string>,
+): boolean {
+  const v = o[key];
+  if (typeof v === "string") {
+    if (allowed.has(v)) return true;
+    return fail(
+      "invalid_value",
+      `${path}${key}: ${JSON.stringify(v.slice(0, 40))} is not allowed`,
+    );
+  }
+  if (v === undefined || v === null) {
+    return fail("missing_field", `${path}${key} is missing`);
+  }
+  return fail(
+    "wrong_type",
+    `${path}${key}: expected string, got ${typeName(v)}`,
+  );
+}
+
+function patternStr(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  pattern: RegExp,
+): boolean {
+  const v = o[key];
+  if (typeof v === "string") {
+    if (v.length <= 64 && pattern.test(v)) return true;
+    return fail(
+      "invalid_value",
+      `${path}${key}: ${JSON.stringify(v.slice(0, 40))} is malformed`,
+    );
+  }
+  if (v === undefined || v === null) {
+    return fail("missing_field", `${path}${key} is missing`);
+  }
+  return fail(
+    "wrong_type",
+    `${path}${key}: expected string, got ${typeName(v)}`,
+  );
+}
+
+function int(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  min: number,
+  max: number,
+): boolean {
+  const v = o[key];
+  if (typeof v === "number") {
+    if (!Number.isInteger(v)) {
+      return fail("wrong_type", `${path}${key}: expected integer, got ${v}`);
+    }
+    if (v < min || v > max) {
+      return fail("out_of_range", `${path}${key}: ${v} outside ${min}..${max}`);
+    }
+    return true;
+  }
+  if (v === undefined || v === null) {
+    return fail("missing_field", `${path}${key} is missing`);
+  }
+  return fail(
+    "wrong_type",
+    `${path}${key}: expected number, got ${typeName(v)}`,
+  );
+}
+
+// The cents of the last money value checked (set by `money`).
+let lastCents = 0;
+
+function money(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  minCents: number,
+): boolean {
+  const v = o[key];
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) {
+      return fail("wrong_type", `${path}${key}: not a finite number`);
+    }
+    const scaled = v * 100;
+    const cents = Math.round(scaled);
+    if (cents < minCents || cents > LIMITS.maxMoneyCents) {
+      return fail(
+        "out_of_range",
+        `${path}${key}: ${v} outside ${minCents / 100}..${
+          LIMITS.maxMoneyCents / 100
+        }`,
+      );
+    }
+    if (Math.abs(scaled - cents) > 1e-6) {
+      return fail(
+        "invalid_value",
+        `${path}${key}: ${v} has more than 2 decimals`,
+      );
+    }
+    lastCents = cents;
+    return true;
+  }
+  if (v === undefined || v === null) {
+    return fail("missing_field", `${path}${key} is missing`);
+  }
+  return fail(
+    "wrong_type",
+    `${path}${key}: expected number, got ${typeName(v)}`,
+  );
+}
+
+/**
+ * Parses `YYYY-MM-DDTHH:MM:SS.mmmZ` strictly (real calendar dates only) to
+ * epoch ms, or NaN. Hand-written because `Date.parse` accepts many shapes and
+ * rolls 2026-02-30 over to March.
+ */
+export function parseEventTimestamp(s: string): number {
+  if (
+    s.length !== 24 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 ||
+    s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 ||
+    s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 ||
+    s.charCodeAt(23) !== 90
+  ) return NaN;
+  const year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+  const hour = digits(s, 11, 2), minute = digits(s, 14, 2);
+  const second = digits(s, 17, 2), milli = digits(s, 20, 3);
+  if (
+    year < 0 || month < 1 || month > 12 || day < 1 ||
+    day > daysIn(year, month) || hour < 0 || hour > 23 || minute < 0 ||
+    minute > 59 || second < 0 || second > 59 || milli < 0
+  ) return NaN;
+  return Date.UTC(year, month - 1, day, hour, minute, second, milli);
+}
+
+/** Parses a strict `YYYY-MM-DD` calendar date to epoch ms (UTC), or NaN. */
+export function parseIsoDate(s: string): number {
+  if (s.length !== 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) {
+    return NaN;
+  }
+  const year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+  if (
+    year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)
+  ) return NaN;
+  return Date.UTC(year, month - 1, day);
+}
+
+function digits(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) {
+    return 29;
+  }
+  return DAYS_IN_MONTH[month - 1];
+}
+
+function timestamp(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+): boolean {
+  const v = o[key];
+  if (typeof v !== "string") {
+    if (v === undefined || v === null) {
+      return fail("missing_field", `${path}${key} is missing`);
+    }
+    return fail(
+      "wrong_type",
+      `${path}${key}: expected string, got ${typeName(v)}`,
+    );
+  }
+  const ms = parseEventTimestamp(v);
+  if (Number.isNaN(ms)) {
+    return fail(
+      "invalid_value",
+      `${path}${key}: ${
+        JSON.stringify(v.slice(0, 40))
+      } is not YYYY-MM-DDTHH:MM:SS.mmmZ`,
+    );
+  }
+  if (ms < MIN_TS_MS || ms >= MAX_TS_MS) {
+    return fail(
+      "out_of_range",
+      `${path}${key}: ${v} outside ${LIMITS.minTimestamp}..${LIMITS.maxTimestamp}`,
+    );
+  }
+  return true;
+}
+
+function catalogId(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  prefix: string,
+  fixedDigits: number,
+  max: number,
+): boolean {
+  const v = o[key];
+  if (typeof v !== "string") {
+    if (v === undefined || v === null) {
+      return fail("missing_field", `${path}${key} is missing`);
+    }
+    return fail(
+      "wrong_type",
+      `${path}${key}: expected string, got ${typeName(v)}`,
+    );
+  }
+  const n = v.length - prefix.length;
+  const num = v.startsWith(prefix) && n > 0 && n <= 9
+    ? digits(v, prefix.length, n)
+    : -1;
+  if (
+    num < 0 || (fixedDigits > 0 ? n !== fixedDigits : v.charCodeAt(
+      prefix.length,
+    ) === 48)
+  ) {
+    return fail(
+      "invalid_value",
+      `${path}${key}: ${JSON.stringify(v.slice(0, 40))} is malformed`,
+    );
+  }
+  if (num < 1 || num > max) {
+    return fail("out_of_range", `${path}${key}: ${v} is not in the catalog`);
+  }
+  return true;
+}
+
+function userId(o: Record<string, unknown>, key: string, path: string) {
+  return catalogId(o, key, path, "user_", 0, USER_COUNT);
+}
+
+function productId(o: Record<string, unknown>, key: string, path: string) {
+  return catalogId(o, key, path, "prod_", 5, PRODUCT_COUNT);
+}
+
+function object(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+): Record<string, unknown> | undefined {
+  const v = o[key];
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    return v as Record<string, unknown>;
+  }
+  if (v === undefined || v === null) {
+    fail("missing_field", `${path}${key} is missing`);
+  } else {fail(
+      "wrong_type",
+      `${path}${key}: expected object, got ${typeName(v)}`,
+    );}
+  return undefined;
+}
+
+// Σ unit_price × quantity of the last items array checked, in cents.
+let itemsCents = 0;
+
+function items(d: Record<string, unknown>): boolean {
+  const v = d.items;
+  if (!Array.isArray(v)) {
+    if (v === undefined || v === null) {
+      return fail("missing_field", "details.items is missing");
+    }
+    return fail(
+      "wrong_type",
+      `details.items: expected array, got ${typeName(v)}`,
+    );
+  }
+  if (v.length < 1 || v.length > LIMITS.maxItems) {
+    return fail(
+      "out_of_range",
+      `details.items: ${v.length} lines outside 1..${LIMITS.maxItems}`,
+    );
+  }
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) {
+    const line = v[i];
+    const path = `details.items[${i}].`;
+    if (typeof line !== "object" || line === null || Array.isArray(line)) {
+      return fail(
+        "wrong_type",
+        `details.items[${i}]: expected object, got ${typeName(line)}`,
+      );
+    }
+    const l = line as Record<string, unknown>;
+    if (
+      !productId(l, "product_id", path) ||
+      !int(l, "quantity", path, 1, LIMITS.maxQuantity) ||
+      !money(l, "unit_price", path, 1)
+    ) return false;
+    sum += lastCents * (l.quantity as number);
+  }
+  itemsCents = sum;
+  return true;
+}
+
+function amountMatches(key: string): boolean {
+  if (lastCents !== itemsCents) {
+    return fail(
+      "inconsistent",
+      `details.${key} ${lastCents / 100} ≠ Σ unit_price × quantity ${
+        itemsCents / 100
+      }`,
+    );
+  }
+  return true;
+}
+
+const D = "details.";
+
+function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
+  switch (type) {
+    case "product_view":
+      return productId(d, "product_id", D) &&
+        enumStr(d, "category", D, CATEGORY_SET) &&
+        money(d, "unit_price", D, 1);
+    case "add_to_cart":
+      return productId(d, "product_id", D) &&
+        int(d, "quantity", D, 1, LIMITS.maxQuantity) &&
+        money(d, "unit_price", D, 1);
+    case "search": {
+      if (
+        !str(d, "query", D, LIMITS.maxTextLength) ||
+        !int(d, "results_count", D, 0, LIMITS.maxResultsCount)
+      ) return false;
+      const f = object(d, "filters", D);
+      if (!f) return false;
+      const fp = "details.filters.";
+      if (
+        f.category !== undefined && !enumStr(f, "category", fp, CATEGORY_SET)
+      ) {
+        return false;
+      }
+      if (f.price_range !== undefined) {
+        if (!patternStr(f, "price_range", fp, /^\d{1,7}-\d{1,7}$/)) {
+          return false;
+        }
+        const [lo, hi] = (f.price_range as string).split("-").map(Number);
+        if (lo >= hi) {
+          return fail(
+            "out_of_range",
+            `${fp}price_range: ${f.price_range} is empty`,
+          );
+        }
+      }
+      if (
+        f.brand !== undefined && !str(f, "brand", fp, LIMITS.maxNameLength)
+      ) return false;
+      return timestamp(d, "searched_at", D);
+    }
+    case "purchase":
+      return patternStr(d, "order_id", D, ORDER_ID_PATTERN) &&
+        enumStr(d, "payment_method", D, PAYMENT_SET) &&
+        str(d, "shipping_address", D, LIMITS.maxTextLength) &&
+        items(d) && money(d, "amount", D, 1) && amountMatches("amount");
+    case "order_complete":
+      if (
+        !patternStr(d, "order_id", D, ORDER_ID_PATTERN) ||
+        !enumStr(d, "payment_method", D, PAYMENT_SET) ||
+        !enumStr(d, "shipping_method", D, SHIPPING_SET) ||
+        !timestamp(d, "completed_at", D)
+      ) return false;
+      if (typeof d.delivery_estimate !== "string") {
+        return d.delivery_estimate === undefined ||
+            d.delivery_estimate === null
+          ? fail("missing_field", "details.delivery_estimate is missing")
+          : fail(
+            "wrong_type",
+            `details.delivery_estimate: expected string, got ${
+              typeName(d.delivery_estimate)
+            }`,
+          );
+      }
+      {
+        const ms = parseIsoDate(d.delivery_estimate);
+        if (Number.isNaN(ms)) {
+          return fail(
+            "invalid_value",
+            "details.delivery_estimate is not YYYY-MM-DD",
+          );
+        }
+        if (ms < MIN_TS_MS || ms >= MAX_TS_MS) {
+          return fail("out_of_range", "details.delivery_estimate out of range");
+        }
+      }
+      return items(d) && money(d, "amount", D, 1) && amountMatches("amount");
+    case "order_failed":
+      return patternStr(d, "order_id", D, ORDER_ID_PATTERN) &&
+        enumStr(d, "payment_method", D, PAYMENT_SET) &&
+        enumStr(d, "failure_reason", D, FAILURE_SET) &&
+        timestamp(d, "failed_at", D) && items(d) &&
+        money(d, "attempted_amount", D, 1) &&
+        amountMatches("attempted_amount");
+    case "error":
+      return enumStr(d, "error_code", D, ERROR_CODE_SET) &&
+        str(d, "message", D, LIMITS.maxTextLength) &&
+        timestamp(d, "error_at", D) &&
+        int(d, "http_status", D, 100, 599) &&
+        (d.product_id === undefined || productId(d, "product_id", D)) &&
+        (d.order_id === undefined ||
+          patternStr(d, "order_id", D, ORDER_ID_PATTERN));
+  }
+}
+
+function checkEnvelope(o: Record<string, unknown>): boolean {
+  const sv = o.schema_version;
+  if (sv !== SCHEMA_VERSION) {
+    if (sv === undefined || sv === null) {
+      return fail("missing_field", "schema_version is missing");
+    }
+    if (typeof sv !== "number") {
+      return fail(
+        "wrong_type",
+        `schema_version: expected number, got ${typeName(sv)}`,
+      );
+    }
+    return fail(
+      "unsupported_schema_version",
+      `schema_version ${sv} is not supported (only ${SCHEMA_VERSION})`,
+    );
+  }
+  const type = o.event_type;
+  if (typeof type !== "string") {
+    return type === undefined || type === null
+      ? fail("missing_field", "event_type is missing")
+      : fail(
+        "wrong_type",
+        `event_type: expected string, got ${typeName(type)}`,
+      );
+  }
+  if (!EVENT_TYPE_SET.has(type)) {
+    return fail(
+      "unknown_event_type",
+      `event_type ${JSON.stringify(type.slice(0, 40))} is unknown`,
+    );
+  }
+  if (
+    !patternStr(o, "event_id", "", UUID_V7_PATTERN) ||
+    !timestamp(o, "event_ts", "") ||
+    !enumStr(o, "level", "", LEVEL_SET) ||
+    !enumStr(o, "service", "", SERVICE_SET) ||
+    !userId(o, "user_id", "") ||
+    !patternStr(o, "session_id", "", SESSION_ID_PATTERN) ||
+    !enumStr(o, "device_type", "", DEVICE_SET)
+  ) return false;
+  const geo = object(o, "geo", "");
+  if (!geo) return false;
+  const country = geo.country;
+  if (typeof country !== "string") {
+    return country === undefined || country === null
+      ? fail("missing_field", "geo.country is missing")
+      : fail(
+        "wrong_type",
+        `geo.country: expected string, got ${typeName(country)}`,
+      );
+  }
+  const cities = CITY_SETS.get(country);
+  if (!cities) {
+    return fail(
+      "invalid_value",
+      `geo.country: ${JSON.stringify(country.slice(0, 40))} is not one of ${
+        COUNTRY_CODES.join(",")
+      }${country === "UK" ? " (ISO 3166 uses GB)" : ""}`,
+    );
+  }
+  if (!str(geo, "city", "geo.", LIMITS.maxNameLength)) return false;
+  if (!cities.has(geo.city as string)) {
+    return fail(
+      "invalid_value",
+      `geo.city: ${JSON.stringify(geo.city)} is not a city of ${country}`,
+    );
+  }
+  if (!int(o, "response_time_ms", "", 0, LIMITS.maxResponseTimeMs)) {
+    return false;
+  }
+  const details = object(o, "details", "");
+  if (!details) return false;
+  return checkDetails(type as EventType, details);
+}
+
+/**
+ * Validates a value already parsed from JSON (e.g. by a caller that parsed it
+ * for other reasons). Never throws.
+ */
+export function validateParsed(value: unknown): ValidationResult {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return {
+      ok: false,
+      reason: "not_an_object",
+      detail: `expected a JSON object, got ${typeName(value)}`,
+    };
+  }
+  try {
+    if (checkEnvelope(value as Record<string, unknown>)) {
+      return { ok: true, event: value as Event };
+    }
+  } catch (err) {
+    // Unreachable for JSON.parse output; kept so that a hostile object
+    // (getters, proxies) passed by a caller still cannot make this throw.
+    return {
+      ok: false,
+      reason: "invalid_value",
+      detail: `validator error: ${String(err).slice(0, 200)}`,
+    };
+  }
+  return { ok: false, reason: failReason, detail: failDetail };
+}
+
+/**
+ * Validates one Kafka message value (bytes as received, or text). Never
+ * throws; fast enough for the hot path (see pipeline/bench/validator.ts).
+ */
+export function validateEvent(input: Uint8Array | string): ValidationResult {
+  let text: string;
+  if (typeof input === "string") {
+    // A JS string of n UTF-16 units needs at least n UTF-8 bytes.
+    if (
+      input.length > LIMITS.maxEventBytes ||
+      (input.length * 3 > LIMITS.maxEventBytes &&
+        utf8ByteLength(input) > LIMITS.maxEventBytes)
+    ) {
+      return {
+        ok: false,
+        reason: "too_large",
+        detail: `more than ${LIMITS.maxEventBytes} bytes`,
+      };
+    }
+    if (!input.isWellFormed()) {
+      return {
+        ok: false,
+        reason: "invalid_utf8",
+        detail: "text has an unpaired surrogate",
+      };
+    }
+    text = input;
+  } else if (input instanceof Uint8Array) {
+    if (input.byteLength > LIMITS.maxEventBytes) {
+      return {
+        ok: false,
+        reason: "too_large",
+        detail: `${input.byteLength} bytes > ${LIMITS.maxEventBytes}`,
+      };
+    }
+    try {
+      text = utf8.decode(input);
+    } catch {
+      return {
+        ok: false,
+        reason: "invalid_utf8",
+        detail: "bytes are not valid UTF-8",
+      };
+    }
+  } else {
+    return {
+      ok: false,
+      reason: "wrong_type",
+      detail: `input is ${typeName(input)}, not bytes or text`,
+    };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return {
+      ok: false,
+      reason: "invalid_json",
+      detail: err instanceof Error
+        ? err.message.slice(0, 200)
+        : "not parseable",
+    };
+  }
+  return validateParsed(value);
+}
+
+/** UTF-8 byte length of a string (unpaired surrogates count as 3, like U+FFFD). */
+export function utf8ByteLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** The level an event of this type and response time is logged at. */
+export function levelFor(type: EventType, responseTimeMs: number): Level {
+  if (type === "error" || type === "order_failed") return "ERROR";
+  return responseTimeMs > SLOW_RESPONSE_MS ? "WARN" : "INFO";
+}
