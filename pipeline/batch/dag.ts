@@ -1,0 +1,529 @@
+/**
+ * The batch DAG (the original's Airflow `spark_batch_job_dag`, done as it
+ * meant): one run = these task groups, in order, each task with its own
+ * retries, capped exponential backoff and timeout:
+ *
+ *   check_services       check_services                    (retries 2)
+ *   validate_and_process load_raw_events                    (retries 3)
+ *                        upsert_catalogs                    (retries 2)
+ *                        validate_raw                       (retries 2)
+ *   dbt                  dbt_snapshot → dbt_run → dbt_test  (retries 2 each)
+ *   export               export_marts                       (retries 2)
+ *
+ * A run holds the Postgres advisory run lock from start to end (a second
+ * run says so and leaves), records itself and every try in ops.* (Deno.cron
+ * persists nothing), and notifies: webhook on every failed try and at the
+ * end, e-mail when check_services gives up.
+ */
+import type { Config } from "../config.ts";
+import { createPool, type Pool, withTransaction } from "../clients/postgres.ts";
+import { createWebHdfs, type WebHdfs } from "../clients/webhdfs.ts";
+import { type Logger, logger } from "../log.ts";
+import { type BatchNotifier, Notifier } from "../notify/notifier.ts";
+import { upsertCatalogs } from "./catalogs_upsert.ts";
+import { type DbtRunner, dbtTask, resolveDbtRunner } from "./dbt_step.ts";
+import { exportMarts } from "./export.ts";
+import { RunHistory } from "./history.ts";
+import { assertNoRejects, ledgerPaths, loadFiles, type LoadResult } from "./loader.ts";
+import { RunLock } from "./lock.ts";
+import { hourOverlaps, listRawFiles } from "./raw_zone.ts";
+import type { RetryPolicy } from "./retry.ts";
+import {
+  errorText,
+  type RunObserver,
+  runTasks,
+  type TaskDef,
+  type TaskOutcome,
+  type TryRecord,
+} from "./runner.ts";
+import { checkServices, ServicesDownError } from "./services_check.ts";
+import { assertValid, validateLoaded } from "./validate.ts";
+
+/** The DAG's id (dag_runs.dag_id). */
+export const DAG_ID = "logpipe_batch";
+
+/** Task groups, in run order. */
+export const TASK_GROUPS = ["check_services", "validate_and_process", "dbt", "export"] as const;
+export type TaskGroup = typeof TASK_GROUPS[number];
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+
+/** Each task's retry policy (delays scale with RunDagOptions.retryDelayMs). */
+export const TASK_POLICIES: Record<string, RetryPolicy> = {
+  check_services: p(2, 2 * MINUTE),
+  load_raw_events: p(3, 20 * MINUTE),
+  upsert_catalogs: p(2, 2 * MINUTE),
+  validate_raw: p(2, 10 * MINUTE),
+  dbt_snapshot: p(2, 15 * MINUTE),
+  dbt_run: p(2, 20 * MINUTE),
+  dbt_test: p(2, 15 * MINUTE),
+  export_marts: p(2, 10 * MINUTE),
+};
+
+function p(retries: number, timeoutMs: number): RetryPolicy {
+  return {
+    retries,
+    retryDelayMs: 5 * SECOND,
+    backoffFactor: 2,
+    maxRetryDelayMs: 2 * MINUTE,
+    timeoutMs,
+  };
+}
+
+/** How a run was started (dag_runs.trigger). */
+export type Trigger = "schedule" | "manual" | "backfill";
+
+export interface RunDagOptions {
+  trigger?: Trigger;
+  /** Reload this event-time range (whole hour partitions overlapping it). */
+  backfill?: { from: Date; to: Date };
+  /** Task groups not to run (recorded as skipped), e.g. ["dbt", "export"]. */
+  skipGroups?: TaskGroup[];
+  /** First retry delay for every task (default 5 s). */
+  retryDelayMs?: number;
+  /** Cap of any retry delay (default 2 min). */
+  maxRetryDelayMs?: number;
+  notifier?: BatchNotifier;
+  dbt?: DbtRunner;
+  signal?: AbortSignal;
+  log?: Logger;
+  /** Progress lines (files loaded) for an interactive terminal. */
+  onProgress?: (msg: string) => void;
+}
+
+/** A finished (or refused) run. */
+export interface DagRunResult {
+  runId: string;
+  dagId: string;
+  trigger: Trigger;
+  /** "locked": another run held the lock, nothing was done. */
+  state: "success" | "failed" | "locked";
+  startedAt: Date;
+  durationMs: number;
+  rowsLoaded: number;
+  filesLoaded: number;
+  tasks: TaskOutcome[];
+  failedTask?: string;
+  error?: string;
+  failingTests?: string[];
+  /** False when some history writes could not reach Postgres. */
+  historySaved: boolean;
+}
+
+/** A run id that is also a valid HDFS path segment (no ':'). */
+export function makeRunId(trigger: Trigger, at = new Date()): string {
+  const stamp = at.toISOString().replace(/[-:]/g, "").replace(".", "");
+  const rand = crypto.getRandomValues(new Uint8Array(3));
+  return `${trigger}__${stamp}__${Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Scales every policy's delays by the run's options. */
+export function effectivePolicy(
+  base: RetryPolicy,
+  opts: Pick<RunDagOptions, "retryDelayMs" | "maxRetryDelayMs">,
+): RetryPolicy {
+  return {
+    ...base,
+    retryDelayMs: opts.retryDelayMs ?? base.retryDelayMs,
+    maxRetryDelayMs: Math.max(
+      opts.retryDelayMs ?? 0,
+      opts.maxRetryDelayMs ?? base.maxRetryDelayMs,
+    ),
+  };
+}
+
+/** Shared state the tasks of one run pass along. */
+interface RunState {
+  load?: LoadResult;
+  failingTests?: string[];
+  servicesDown?: ServicesDownError;
+}
+
+interface TaskEnv {
+  config: Config;
+  pool: Pool;
+  hdfs: WebHdfs;
+  history: RunHistory;
+  state: RunState;
+  opts: RunDagOptions;
+  dbt: () => Promise<DbtRunner>;
+}
+
+function buildTasks(env: TaskEnv): TaskDef[] {
+  const { config, pool, hdfs, state, opts } = env;
+  const task = (
+    group: TaskGroup,
+    id: string,
+    run: TaskDef["run"],
+  ): TaskDef => ({ group, id, policy: effectivePolicy(TASK_POLICIES[id], opts), run });
+
+  return [
+    task("check_services", "check_services", async () => {
+      try {
+        const checks = await checkServices(config);
+        state.servicesDown = undefined;
+        return { detail: { checks } };
+      } catch (err) {
+        if (err instanceof ServicesDownError) state.servicesDown = err;
+        throw err;
+      }
+    }),
+
+    task("validate_and_process", "load_raw_events", async (ctx) => {
+      const backfill = opts.backfill;
+      const all = await listRawFiles(hdfs, config.hdfs.rawDir, {
+        hours: backfill
+          ? (date, hour) => hourOverlaps(date, hour, backfill.from, backfill.to)
+          : undefined,
+      });
+      let files = all;
+      let removed = 0;
+      if (backfill) {
+        // Ledger files of the range that HDFS no longer has: their rows go too
+        // (HDFS is the source of truth of a backfill).
+        const present = new Set(all.map((f) => f.path));
+        const stale = [...await ledgerPaths(pool, config.hdfs.rawDir)].filter((path) => {
+          const m = /event_date=(\d{4}-\d{2}-\d{2})\/event_hour=(\d{2})\//.exec(path);
+          return m && hourOverlaps(m[1], Number(m[2]), backfill.from, backfill.to) &&
+            !present.has(path);
+        });
+        for (const path of stale) {
+          await withTransaction(pool, async (client) => {
+            await client.query("delete from raw.events where source_file = $1", [path]);
+            await client.query("delete from raw.load_ledger where path = $1", [path]);
+          });
+          removed++;
+        }
+      } else {
+        const loaded = await ledgerPaths(pool, config.hdfs.rawDir);
+        files = all.filter((f) => !loaded.has(f.path));
+      }
+      ctx.log.info("raw zone listed", {
+        run_id: ctx.runId,
+        files_in_zone: all.length,
+        to_load: files.length,
+        backfill: backfill ? { from: backfill.from, to: backfill.to } : undefined,
+      });
+      let lastReport = 0;
+      const result = await loadFiles({
+        pool,
+        hdfs,
+        files,
+        runId: ctx.runId,
+        log: ctx.log,
+        signal: ctx.signal,
+        replace: backfill !== undefined,
+        onProgress: (done, total, rows) => {
+          if (Date.now() - lastReport > 2000 || done === total) {
+            lastReport = Date.now();
+            opts.onProgress?.(`loaded ${done}/${total} files, ${rows} rows`);
+          }
+        },
+      });
+      // A retry after a partial failure loads only what is left; keep totals.
+      state.load = mergeLoads(state.load, result);
+      assertNoRejects(result);
+      return {
+        rows: state.load.rows,
+        detail: {
+          files: state.load.files.length,
+          bytes: state.load.bytes,
+          files_in_zone: all.length,
+          already_loaded: result.alreadyLoaded.length,
+          ...(backfill ? { backfill: true, stale_files_removed: removed } : {}),
+        },
+      };
+    }),
+
+    task("validate_and_process", "upsert_catalogs", async () => {
+      const r = await upsertCatalogs(pool, logger("batch.catalogs"));
+      return {
+        rows: r.users.inserted + r.users.updated + r.products.inserted + r.products.updated,
+        detail: { ...r },
+      };
+    }),
+
+    task("validate_and_process", "validate_raw", async (ctx) => {
+      const report = await validateLoaded(pool, ctx.runId);
+      assertValid(report);
+      return { rows: report.rows, detail: { files: report.files } };
+    }),
+
+    task("dbt", "dbt_snapshot", (ctx) => dbtTask(env.dbt, config, ["snapshot"], ctx, env.history, state, TASK_POLICIES.dbt_snapshot.timeoutMs)),
+    task("dbt", "dbt_run", (ctx) => dbtTask(env.dbt, config, ["run"], ctx, env.history, state, TASK_POLICIES.dbt_run.timeoutMs)),
+    task("dbt", "dbt_test", (ctx) => dbtTask(env.dbt, config, ["test"], ctx, env.history, state, TASK_POLICIES.dbt_test.timeoutMs)),
+
+    task("export", "export_marts", async (ctx) => {
+      const r = await exportMarts({
+        pool,
+        hdfs,
+        exportsDir: config.hdfs.exportsDir,
+        runId: ctx.runId,
+        log: ctx.log,
+        signal: ctx.signal,
+      });
+      await env.history.recordExport(ctx.runId, r.dir, r.tables);
+      return {
+        rows: Object.values(r.tables).reduce((a, b) => a + b, 0),
+        detail: { dir: r.dir, tables: r.tables, bytes: r.bytes },
+      };
+    }),
+  ];
+}
+
+function mergeLoads(a: LoadResult | undefined, b: LoadResult): LoadResult {
+  if (!a) return b;
+  return {
+    files: [...a.files, ...b.files],
+    rows: a.rows + b.rows,
+    bytes: a.bytes + b.bytes,
+    rejected: b.rejected,
+    alreadyLoaded: [...a.alreadyLoaded, ...b.alreadyLoaded],
+    unusedColumns: [...new Set([...a.unusedColumns, ...b.unusedColumns])],
+  };
+}
+
+/** A skipped-group wrapper: recorded as a success-less skip without running. */
+function skippedTask(t: TaskDef): TaskDef {
+  return { ...t, policy: { ...t.policy, retries: 0 }, run: () => Promise.resolve({ detail: { skipped: true } }) };
+}
+
+/**
+ * Takes the run lock; when Postgres cannot be reached, retries with the
+ * check_services policy, then gives up (returning the connection error).
+ */
+async function acquireLock(
+  config: Config,
+  policy: RetryPolicy,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<{ lock?: RunLock; busy?: boolean; error?: unknown }> {
+  let lastErr: unknown;
+  for (let i = 0; i <= policy.retries; i++) {
+    try {
+      const lock = await RunLock.tryAcquire(config.postgres.url);
+      return lock ? { lock } : { busy: true };
+    } catch (err) {
+      lastErr = err;
+      log.warn("cannot reach Postgres to take the run lock", { try: i + 1, error: errorText(err) });
+      if (i < policy.retries && !signal?.aborted) {
+        const delay = Math.min(policy.maxRetryDelayMs, policy.retryDelayMs * policy.backoffFactor ** i);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+  return { error: lastErr };
+}
+
+/** Runs the DAG once. Never throws for a task failure: see the result's state. */
+export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<DagRunResult> {
+  const log = opts.log ?? logger("batch");
+  const trigger: Trigger = opts.trigger ?? (opts.backfill ? "backfill" : "manual");
+  const startedAt = new Date();
+  const runId = makeRunId(trigger, startedAt);
+  const notifier = opts.notifier ?? new Notifier(config.notify, logger("notify"));
+  const base = {
+    runId,
+    dagId: DAG_ID,
+    trigger,
+    startedAt,
+    rowsLoaded: 0,
+    filesLoaded: 0,
+    tasks: [] as TaskOutcome[],
+  };
+
+  const checkPolicy = effectivePolicy(TASK_POLICIES.check_services, opts);
+  const got = await acquireLock(config, checkPolicy, log, opts.signal);
+  if (got.busy) {
+    log.warn("another batch run holds the run lock; not starting", { run_id: runId });
+    return { ...base, state: "locked", durationMs: Date.now() - startedAt.getTime(), historySaved: true };
+  }
+  if (!got.lock) {
+    // Postgres down before the run could start: no history can be written;
+    // tell the operators exactly as check_services would have.
+    let checks;
+    try {
+      checks = await checkServices(config);
+    } catch (err) {
+      checks = err instanceof ServicesDownError ? err.checks : undefined;
+    }
+    const error = `cannot take the run lock: ${errorText(got.error)}`;
+    const down = checks ?? [{ service: "PostgreSQL", ok: false, detail: errorText(got.error) }];
+    await notifier.servicesDown(DAG_ID, runId, down, checkPolicy.retries + 1);
+    const durationMs = Date.now() - startedAt.getTime();
+    await notifier.runFinished({
+      dagId: DAG_ID,
+      runId,
+      trigger,
+      state: "failed",
+      durationMs,
+      rowsLoaded: 0,
+      filesLoaded: 0,
+      failedTask: "check_services",
+      error,
+      tasks: [],
+    });
+    return { ...base, state: "failed", durationMs, failedTask: "check_services", error, historySaved: false };
+  }
+  const lock = got.lock;
+
+  const pool = createPool(config, { max: 4, applicationName: "logpipe-batch" });
+  // An idle client's connection dying (Postgres restart) must not crash us.
+  pool.on("error", (err: Error) => log.warn("idle Postgres connection lost", { error: err.message }));
+  const hdfs = createWebHdfs(config);
+  const history = new RunHistory(pool, logger("batch.history"));
+  const state: RunState = {};
+  let out: DagRunResult;
+  let saved = false;
+  try {
+    const zombies = await history.failZombieRuns(DAG_ID, runId);
+    if (zombies.length) log.warn("marked runs of dead processes as failed", { runs: zombies });
+    await history.startRun({
+      runId,
+      dagId: DAG_ID,
+      trigger,
+      startedAt,
+      params: {
+        ...(opts.backfill
+          ? { from: opts.backfill.from.toISOString(), to: opts.backfill.to.toISOString() }
+          : {}),
+        ...(opts.skipGroups?.length ? { skip: opts.skipGroups } : {}),
+      },
+    });
+    log.info("run started", { run_id: runId, trigger });
+
+    let dbtRunner: DbtRunner | undefined = opts.dbt;
+    const env: TaskEnv = {
+      config,
+      pool,
+      hdfs,
+      history,
+      state,
+      opts,
+      dbt: async () => dbtRunner ??= await resolveDbtRunner(),
+    };
+    const skip = new Set(opts.skipGroups ?? []);
+    const tasks = buildTasks(env).map((t) => skip.has(t.group as TaskGroup) ? skippedTask(t) : t);
+    const skippedIds = new Set(tasks.filter((t) => skip.has(t.group as TaskGroup)).map((t) => t.id));
+
+    const observer: RunObserver = {
+      tryStarted: (rec) => skippedIds.has(rec.taskId) ? Promise.resolve() : history.recordTry(rec),
+      tryEnded: async (rec: TryRecord) => {
+        if (skippedIds.has(rec.taskId)) {
+          await history.recordTry({ ...rec, state: "skipped", tryNumber: 0, detail: { reason: "skipped by option" } });
+          return;
+        }
+        await history.recordTry(rec);
+        if (rec.state === "failed" || rec.state === "up_for_retry") {
+          await notifier.taskTryFailed({
+            dagId: DAG_ID,
+            runId,
+            task: `${rec.group}.${rec.taskId}`,
+            tryNumber: rec.tryNumber,
+            maxTries: rec.maxTries,
+            error: rec.error ?? "",
+            durationMs: rec.durationMs ?? 0,
+            retryInMs: rec.retryInMs,
+            failingTests: rec.taskId === "dbt_test" ? state.failingTests : undefined,
+          });
+        }
+        if (rec.taskId === "check_services" && rec.state === "failed") {
+          const checks = state.servicesDown?.checks ??
+            [{ service: "unknown", ok: false, detail: rec.error ?? "" }];
+          await notifier.servicesDown(DAG_ID, runId, checks, rec.tryNumber);
+        }
+      },
+    };
+
+    const outcomes = await runTasks(tasks, runId, observer, {
+      log,
+      signal: opts.signal,
+      beforeTry: () => lock.ensureHeld(),
+    });
+    const result = outcomes.map((o) =>
+      skippedIds.has(o.taskId) ? { ...o, state: "skipped" as const, tries: 0, detail: { reason: "skipped by option" } } : o
+    );
+    const failed = result.find((o) => o.state === "failed");
+    const endedAt = new Date();
+    const durationMs = endedAt.getTime() - startedAt.getTime();
+    const rowsLoaded = state.load?.rows ?? 0;
+    const filesLoaded = state.load?.files.length ?? 0;
+    const error = failed ? `${failed.group}.${failed.taskId}: ${failed.error}` : undefined;
+    await history.finishRun(runId, {
+      state: failed ? "failed" : "success",
+      endedAt,
+      durationMs,
+      rowsLoaded,
+      filesLoaded,
+      error,
+    });
+    await notifier.runFinished({
+      dagId: DAG_ID,
+      runId,
+      trigger,
+      state: failed ? "failed" : "success",
+      durationMs,
+      rowsLoaded,
+      filesLoaded,
+      failedTask: failed ? `${failed.group}.${failed.taskId}` : undefined,
+      error: failed?.error,
+      failingTests: state.failingTests,
+      tasks: result.map((o) => ({
+        task: `${o.group}.${o.taskId}`,
+        state: o.state,
+        tries: o.tries,
+        durationMs: o.durationMs,
+      })),
+    });
+    log.info("run finished", {
+      run_id: runId,
+      state: failed ? "failed" : "success",
+      duration_ms: durationMs,
+      rows_loaded: rowsLoaded,
+      files_loaded: filesLoaded,
+    });
+    out = {
+      ...base,
+      state: failed ? "failed" : "success",
+      durationMs,
+      rowsLoaded,
+      filesLoaded,
+      tasks: result,
+      failedTask: failed ? `${failed.group}.${failed.taskId}` : undefined,
+      error,
+      failingTests: state.failingTests,
+      historySaved: true,
+    };
+  } catch (err) {
+    // Only the run's own bookkeeping gets here (tasks never throw out).
+    const error = `run aborted: ${errorText(err)}`;
+    log.error("run aborted", { run_id: runId, error });
+    const durationMs = Date.now() - startedAt.getTime();
+    await history.finishRun(runId, {
+      state: "failed",
+      endedAt: new Date(),
+      durationMs,
+      rowsLoaded: state.load?.rows ?? 0,
+      filesLoaded: state.load?.files.length ?? 0,
+      error,
+    });
+    await notifier.runFinished({
+      dagId: DAG_ID,
+      runId,
+      trigger,
+      state: "failed",
+      durationMs,
+      rowsLoaded: state.load?.rows ?? 0,
+      filesLoaded: state.load?.files.length ?? 0,
+      error,
+      tasks: [],
+    });
+    out = { ...base, state: "failed", durationMs, error, historySaved: true };
+  } finally {
+    saved = await history.drain();
+    await lock.release();
+    await pool.end().catch(() => {});
+  }
+  return { ...out, historySaved: saved };
+}

@@ -1,0 +1,77 @@
+/**
+ * The dbt task group: `dbt snapshot` → `dbt run` → `dbt test`, through the
+ * dbt engineer's `runDbt` (project venv, profile from the configuration,
+ * parsed run_results.json). A failing dbt test fails the run at once (a
+ * retry would fail the same way) and its name goes into the notification;
+ * a dbt command that errors otherwise (connection lost, lock timeout) is
+ * retried by the task's policy.
+ */
+import type { Config } from "../config.ts";
+import { type DbtRunResult, failedNodes, runDbt } from "../dbt/toolchain.ts";
+import type { RunHistory } from "./history.ts";
+import { NonRetryableError } from "./retry.ts";
+import type { TaskContext, TaskResult } from "./runner.ts";
+
+/** Runs one dbt command (replaceable in tests of the DAG logic). */
+export type DbtRunner = (
+  config: Config,
+  args: string[],
+  opts?: { timeoutMs?: number },
+) => Promise<DbtRunResult>;
+
+/** The real runner. */
+export function resolveDbtRunner(): Promise<DbtRunner> {
+  return Promise.resolve((config, args, opts) => runDbt(config, args, { timeoutMs: opts?.timeoutMs }));
+}
+
+function tail(text: string, lines = 15): string {
+  return text.trim().split("\n").slice(-lines).join("\n");
+}
+
+/** Runs `dbt <args>` as a task try. */
+export async function dbtTask(
+  getRunner: () => Promise<DbtRunner>,
+  config: Config,
+  args: string[],
+  ctx: TaskContext,
+  history: RunHistory,
+  state: { failingTests?: string[] },
+  timeoutMs?: number,
+): Promise<TaskResult> {
+  const runner = await getRunner();
+  const run = await runner(config, args, { timeoutMs });
+  const command = args[0];
+  const counts: Record<string, number> = {};
+  for (const r of run.results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  const detail = { command: `dbt ${args.join(" ")}`, exit_code: run.exitCode, statuses: counts, elapsed_ms: run.elapsedMs };
+
+  if (command === "test") {
+    await history.recordDbtTests(
+      ctx.runId,
+      run.results.map((r) => ({
+        name: r.name,
+        status: r.status,
+        failures: r.failures,
+        message: r.message?.slice(0, 1000) ?? null,
+      })),
+    );
+    const failing = failedNodes(run);
+    if (failing.length) {
+      state.failingTests = failing.map((r) => r.name);
+      throw new NonRetryableError(
+        `dbt test: ${failing.length} failing: ${
+          failing.map((r) => `${r.name} (${r.failures ?? r.status})`).join(", ")
+        }`,
+      );
+    }
+  }
+  if (!run.ok) {
+    const failing = failedNodes(run);
+    const what = failing.length
+      ? failing.map((r) => `${r.name}: ${r.message ?? r.status}`).join("; ")
+      : tail(run.stdout + "\n" + run.stderr);
+    throw new Error(`dbt ${command} exited ${run.exitCode}: ${what}`);
+  }
+  const rows = run.results.reduce((a, r) => a + (r.rowsAffected ?? 0), 0);
+  return { rows: command === "test" ? run.results.length : rows, detail };
+}
