@@ -31,18 +31,8 @@ type Parsed<S extends Record<string, ParamSpec<unknown>>> = {
 const bad = (name: string, msg: string) =>
   new ApiError(400, `parameter "${name}" ${msg}`);
 
-/** Event types of schema v1 (pipeline/events); the API rejects anything else. */
-export const EVENT_TYPES = [
-  "product_view",
-  "search",
-  "add_to_cart",
-  "purchase",
-  "order_complete",
-  "order_failed",
-  "error",
-] as const;
-export const DEVICE_TYPES = ["desktop", "mobile", "tablet"] as const;
-export const LEVELS = ["INFO", "WARN", "ERROR"] as const;
+// The enumerations of event schema v1: the API rejects anything else.
+export { DEVICE_TYPES, EVENT_TYPES, LEVELS } from "../events/schema.ts";
 
 /** Longest time window any endpoint accepts (the monitoring tables keep 7 days). */
 export const MAX_WINDOW_SECS = 7 * 24 * 3600;
