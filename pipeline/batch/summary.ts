@@ -1,0 +1,32 @@
+/** The run summary `deno task batch` prints: one line per task, then totals. */
+import { formatMs } from "./retry.ts";
+import type { DagRunResult } from "./dag.ts";
+
+/** The summary as text lines (no colour; stdout may be a file). */
+export function formatSummary(r: DagRunResult): string {
+  if (r.state === "locked") {
+    return `batch: another run is in progress (the Postgres run lock is held); nothing done.`;
+  }
+  const rows = r.tasks.map((t) => [
+    `${t.group}.${t.taskId}`,
+    t.state,
+    String(t.tries),
+    t.state === "skipped" ? "-" : formatMs(t.durationMs),
+    t.rows === undefined ? "" : String(t.rows),
+    t.state === "failed" ? (t.error ?? "").slice(0, 160) : "",
+  ]);
+  const head = ["task", "state", "tries", "duration", "rows", "error"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join("  ").trimEnd();
+  const out = [
+    `run ${r.runId} (${r.trigger}): ${r.state.toUpperCase()} in ${formatMs(r.durationMs)}`,
+    line(head),
+    ...rows.map(line),
+    `loaded ${r.filesLoaded} files, ${r.rowsLoaded} rows`,
+  ];
+  if (r.failingTests?.length) out.push(`failing dbt tests: ${r.failingTests.join(", ")}`);
+  if (r.state === "failed" && r.error && r.tasks.length === 0) out.push(`error: ${r.error}`);
+  if (!r.historySaved) out.push("warning: part of the run history could not be written to ops.*");
+  return out.join("\n");
+}
