@@ -1,0 +1,100 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='merge',
+    unique_key='order_line_sk',
+    on_schema_change='append_new_columns',
+    indexes=[
+      {'columns': ['order_line_sk'], 'unique': True},
+      {'columns': ['order_id']},
+      {'columns': ['_loaded_at']},
+    ]
+  )
+}}
+-- One row per order line (grain: order_id x line_no). The order's status is
+-- completed / failed / pending from its later events, so an incremental run
+-- recomputes every order any newly loaded purchase, order_complete or
+-- order_failed event belongs to, and merges its lines on
+-- order_line_sk = md5(order_id | line_no). Lines join the product version in
+-- force when the order was placed. Unknown members instead of null keys.
+with
+{% if is_incremental() %}
+watermark as (
+    select coalesce(max(_loaded_at), '-infinity'::timestamptz)
+           - interval '{{ var("load_lookback") }}' as since,
+           coalesce(max(placed_at), '-infinity'::timestamptz)
+           - interval '{{ var("event_lookback") }}' as recent_placed
+    from {{ this }}
+),
+
+recent_versions as (
+    select coalesce(min(p.valid_from), 'infinity'::timestamptz) as rekey_from
+    from {{ ref('dim_product') }} p, watermark w
+    where p.version_no > 1 and p.valid_from >= w.recent_placed
+),
+
+touched as (
+    select distinct e.order_id
+    from {{ ref('stg_events') }} e, watermark w, recent_versions r
+    where e.event_type in ('purchase', 'order_complete', 'order_failed')
+      and e.order_id is not null
+      and (e.loaded_at >= w.since or e.event_ts >= r.rekey_from)
+),
+{% endif %}
+
+orders as (
+    select o.*
+    from {{ ref('stg_orders') }} o
+    where o.has_purchase
+    {% if is_incremental() %}
+      and o.order_id in (select order_id from touched)
+    {% endif %}
+),
+
+loaded as (
+    -- the latest load time of the order's events (incremental bookkeeping)
+    select e.order_id, max(e.loaded_at) as loaded_at
+    from {{ ref('stg_events') }} e
+    where e.order_id in (select order_id from orders)
+    group by e.order_id
+)
+
+select
+    {{ sk(['l.order_id', 'l.line_no']) }}                      as order_line_sk,
+    {{ sk(['o.order_id']) }}                                   as order_sk,
+    o.order_id,
+    l.line_no,
+    coalesce(u.user_sk, {{ unknown_sk() }})                    as user_sk,
+    case
+        when l.product_id is null then {{ not_applicable_sk() }}
+        else coalesce(p.product_sk, {{ unknown_sk() }})
+    end                                                        as product_sk,
+    {{ sk(["to_char(o.placed_date, 'YYYY-MM-DD')"]) }}         as date_sk,
+    o.placed_at,
+    o.placed_date,
+    o.user_id,
+    o.session_id,
+    o.device_type,
+    o.geo_country,
+    o.geo_city,
+    l.product_id,
+    l.quantity,
+    l.unit_price,
+    l.line_amount                                              as amount,
+    o.payment_method,
+    o.shipping_method,
+    o.status,
+    o.status_at,
+    o.failure_reason,
+    ld.loaded_at                                               as _loaded_at
+from orders o
+join {{ ref('stg_order_lines') }} l
+    on l.purchase_event_id = o.purchase_event_id
+left join loaded ld
+    on ld.order_id = o.order_id
+left join {{ ref('dim_users') }} u
+    on u.user_id = o.user_id
+left join {{ ref('dim_product') }} p
+    on p.product_id = l.product_id
+   and o.placed_at >= p.valid_from
+   and o.placed_at < p.valid_to
