@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { logger } from "../log.ts";
+import { runMessage, servicesDownEmail, slackEscape, taskFailureMessage } from "./messages.ts";
+import { Notifier } from "./notifier.ts";
+import { startSmtpReceiver, startWebhookReceiver } from "./receivers.ts";
+
+const run = {
+  dagId: "logpipe_batch",
+  runId: "manual__20260101T000000000Z__abcdef",
+  trigger: "manual",
+  durationMs: 65_000,
+  rowsLoaded: 1200,
+  filesLoaded: 6,
+  tasks: [{ task: "check_services.check_services", state: "success", tries: 1, durationMs: 120 }],
+};
+
+Deno.test("messages name DAG, run, task, try, error and duration", () => {
+  const ok = runMessage({ ...run, state: "success" });
+  assert.match(ok.text, /^🎉 DAG logpipe_batch run manual__\S+ succeeded in 1 min 5 s: 6 files, 1200 rows/);
+  const bad = runMessage({
+    ...run,
+    state: "failed",
+    failedTask: "dbt.dbt_test",
+    error: "dbt test: 1 failing",
+    failingTests: ["unique_fact_event_event_sk"],
+  });
+  assert.match(bad.text, /🔴 .* failed at dbt\.dbt_test/);
+  assert.match(bad.text, /Failing dbt tests: unique_fact_event_event_sk/);
+  const t = taskFailureMessage({
+    dagId: "logpipe_batch",
+    runId: "r",
+    task: "validate_and_process.load_raw_events",
+    tryNumber: 1,
+    maxTries: 4,
+    error: "connect ECONNREFUSED",
+    durationMs: 30,
+    retryInMs: 5000,
+  });
+  assert.match(t.text, /⚠️ .*load_raw_events failed \(try 1\/4, retrying in 5\.0 s\).*ECONNREFUSED/);
+  assert.equal(t.logpipe.kind, "task_failure");
+});
+
+Deno.test("event text is escaped for Slack mrkdwn", () => {
+  assert.equal(slackEscape("<script>&"), "&lt;script&gt;&amp;");
+  const t = taskFailureMessage({
+    dagId: "d",
+    runId: "r",
+    task: "x",
+    tryNumber: 1,
+    maxTries: 1,
+    error: "<b>bad</b>",
+    durationMs: 1,
+  });
+  const block = JSON.stringify(t.blocks);
+  assert.ok(!block.includes("<b>"), "no raw HTML in blocks");
+});
+
+Deno.test("service-down e-mail names the services that are down", () => {
+  const m = servicesDownEmail("d", "r", [
+    { service: "HDFS", ok: false, detail: "connection refused" },
+    { service: "Kafka", ok: true, detail: "1 broker" },
+  ], 3);
+  assert.equal(m.subject, "[logpipe] Service Failure Alert: HDFS down");
+  assert.match(m.text, /- HDFS: connection refused/);
+});
+
+Deno.test("notifier posts to a real webhook receiver and e-mails through a real SMTP server", async () => {
+  const hook = startWebhookReceiver();
+  const smtp = await startSmtpReceiver();
+  try {
+    const n = new Notifier({
+      slackWebhookUrl: hook.url,
+      smtpUrl: smtp.url,
+      emailFrom: "logpipe@localhost",
+      emailTo: ["ops@example.com", "oncall@example.com"],
+    }, logger("notify-test"));
+    await n.runFinished({ ...run, state: "success" });
+    await n.servicesDown("logpipe_batch", "r1", [
+      { service: "HDFS", ok: false, detail: "NameNode down" },
+    ], 3);
+    assert.equal(hook.received.length, 1);
+    assert.equal(hook.received[0].body.logpipe?.kind, "run_success");
+    const mail = await smtp.waitFor(() => true);
+    assert.deepEqual(mail.to, ["ops@example.com", "oncall@example.com"]);
+    assert.match(mail.subject, /Service Failure Alert: HDFS down/);
+    assert.match(mail.raw, /NameNode down/);
+  } finally {
+    await hook.close();
+    await smtp.close();
+  }
+});
+
+Deno.test("notification failures never throw; unconfigured channels only log", async () => {
+  const hook = startWebhookReceiver({ status: 500 });
+  try {
+    const broken = new Notifier({
+      slackWebhookUrl: hook.url,
+      smtpUrl: "smtp://127.0.0.1:1",
+      emailFrom: "a@b",
+      emailTo: ["c@d"],
+    }, logger("notify-test"));
+    await broken.runFinished({ ...run, state: "failed", error: "x" });
+    await broken.servicesDown("d", "r", [{ service: "Kafka", ok: false, detail: "x" }], 1);
+    assert.equal(hook.received.length, 3, "5xx is retried, then given up");
+    const none = new Notifier({ slackWebhookUrl: undefined, smtpUrl: undefined, emailFrom: "a@b", emailTo: [] });
+    await none.runFinished({ ...run, state: "success" });
+    await none.servicesDown("d", "r", [], 1);
+  } finally {
+    await hook.close();
+  }
+});
