@@ -200,23 +200,35 @@ export class HdfsCommitter {
 
   /**
    * Commits one batch (steps 1–5 of the protocol). Returns false, having
-   * written nothing visible, when `stillOwner` says the partition was lost
-   * or the staging folder was removed by a new owner's recovery. Throws on
-   * HDFS errors (the caller retries the whole call: every step is safe to
-   * repeat, a retry simply uses a new staging folder).
+   * made nothing visible, when `stillOwner` says the partition was lost or
+   * the staging folder was removed by a new owner's recovery (fenced).
+   *
+   * `attempt` runs each step until it succeeds (the caller's retry with
+   * backoff). Every step is safe to repeat: staging files are overwritten,
+   * and the commit point first looks whether an earlier attempt went through
+   * (a rename whose answer was lost to a timeout may have happened), so a
+   * batch is never committed twice.
    */
-  async commit(batch: CommitBatch, hooks: CommitHooks = {}): Promise<boolean> {
+  async commit(
+    batch: CommitBatch,
+    hooks: CommitHooks = {},
+    attempt: <T>(what: string, fn: () => Promise<T>) => Promise<T> = (_w, fn) =>
+      fn(),
+  ): Promise<boolean> {
     if (batch.files.length === 0) {
       throw new RangeError("a batch has at least one file");
     }
     const folder = batchFolderName(batch, crypto.randomUUID());
     const staging = `${this.stagingDir}/${folder}`;
+    const committed = `${this.committedDir}/${folder}`;
     // 1. stage (CREATE makes the parent folders)
-    for (const f of batch.files) {
-      await this.hdfs.create(`${staging}/${encodeStagedName(f)}`, f.bytes, {
-        overwrite: true,
-      });
-    }
+    await attempt("stage batch files", async () => {
+      for (const f of batch.files) {
+        await this.hdfs.create(`${staging}/${encodeStagedName(f)}`, f.bytes, {
+          overwrite: true,
+        });
+      }
+    });
     await hooks.onPhase?.("staged");
     // 2. ownership
     if (hooks.stillOwner && !hooks.stillOwner()) {
@@ -224,15 +236,21 @@ export class HdfsCommitter {
       return false;
     }
     // 3. commit point
-    await this.#mkdirs(this.committedDir);
-    const committed = `${this.committedDir}/${folder}`;
-    if (!(await this.hdfs.rename(staging, committed))) {
-      // Our staging folder vanished: a new owner's recovery fenced us.
+    const done = await attempt("commit point", async () => {
+      await this.#mkdirs(this.committedDir);
+      if (await this.hdfs.exists(committed)) return true; // an earlier try went through
+      if (!(await this.hdfs.exists(staging))) return false; // fenced by a new owner
+      if (hooks.stillOwner && !hooks.stillOwner()) return false;
+      if (await this.hdfs.rename(staging, committed)) return true;
+      throw new Error(`rename ${staging} → ${committed} refused`);
+    });
+    if (!done) {
+      await this.hdfs.delete(staging, { recursive: true }).catch(() => {});
       return false;
     }
     await hooks.onPhase?.("committed");
     // 4–5. roll forward
-    await this.rollForward(committed, hooks);
+    await attempt("roll forward", () => this.rollForward(committed, hooks));
     await hooks.onPhase?.("rolled");
     return true;
   }
