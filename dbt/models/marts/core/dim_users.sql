@@ -11,6 +11,7 @@ select
     sex,
     age,
     case
+        when age is null then 'unknown'
         when age < 25 then '18-24'
         when age < 35 then '25-34'
         when age < 45 then '35-44'
