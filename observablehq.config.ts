@@ -18,6 +18,8 @@ export default {
   title: "logpipe",
   theme: ["air", "near-midnight"],
   globalStylesheets: [],
+  // No favicon request (a 404 would count as a failed request).
+  head: '<link rel="icon" href="data:,">',
   style: "style.css",
   search: false,
   toc: false,

@@ -34,3 +34,8 @@ export function loaderStatus(env) {
   }[env.status];
   return html`${line}<div class="no-data" data-status=${env.status}>${why}${env.message ? html`<div class="muted">${env.message}</div>` : ""}</div>`;
 }
+
+/** The BI pages' links: the Power BI .pbids download and the dbt docs. */
+export function biLinks(pbids) {
+  return html`<p class="muted bi-links">Power BI: <a href=${pbids.href} download="logpipe.pbids">download the connection file (.pbids)</a> (PostgreSQL, DirectQuery, read-only role) · <a href="/dbt-docs/">dbt docs</a> for every model and column.</p>`;
+}

@@ -1,4 +1,7 @@
 // Chart functions (Plot); pages pass data and width and get an SVG figure.
+// Widths are clamped: resize() may report a tiny width on the first frame,
+// and margins wider than the chart would draw negative rects.
+const w = (width) => Math.max(width ?? 640, 320);
 import * as Plot from "@observablehq/plot";
 import * as topojson from "topojson-client";
 import {numericOf, countryName} from "./countries.js";
@@ -29,7 +32,7 @@ const STATE_COLORS = {
 export function eventsPerSecond(series, {width, height = 260} = {}) {
   if (!series?.length) return noData("No events in this window.");
   return Plot.plot({
-    width,
+    width: w(width),
     height,
     marginLeft: 50,
     x: {type: "utc", label: null},
@@ -46,7 +49,7 @@ export function eventsPerSecond(series, {width, height = 260} = {}) {
 export function errorRate(errorSeries, {width, height = 200} = {}) {
   if (!errorSeries?.length) return noData("No events in this window.");
   return Plot.plot({
-    width,
+    width: w(width),
     height,
     marginLeft: 50,
     x: {type: "utc", label: null},
@@ -63,7 +66,7 @@ export function errorRate(errorSeries, {width, height = 200} = {}) {
 export function bars(data, {x, y, label = y, width, color = "#4e79a7", fill, format, height, marginLeft = 120} = {}) {
   if (!data?.length) return noData();
   return Plot.plot({
-    width,
+    width: w(width),
     height: height ?? Math.max(80, 26 * data.length + 40),
     marginLeft,
     marginRight: 60,
@@ -82,7 +85,7 @@ export function bars(data, {x, y, label = y, width, color = "#4e79a7", fill, for
 export function histogram(bins, {width, height = 220, xLabel, yLabel = "count", color = "#4e79a7"} = {}) {
   if (!bins?.length) return noData();
   return Plot.plot({
-    width,
+    width: w(width),
     height,
     marginLeft: 50,
     x: {label: xLabel},
@@ -96,7 +99,7 @@ export function lines(rows, {keys, width, height = 220, yLabel, x = "t", colors}
   if (!rows?.length) return noData();
   const long = rows.flatMap((r) => keys.map((k) => ({t: new Date(r[x]), series: k, value: r[k]})).filter((d) => d.value != null));
   return Plot.plot({
-    width,
+    width: w(width),
     height,
     marginLeft: 55,
     x: {type: "utc", label: null},
@@ -116,8 +119,8 @@ export function choropleth(world, byCountry, {width, valueKey = "events", label 
   const value = new Map(byCountry.map((d) => [numericOf(d.geo_country), d[valueKey]]));
   const codeOf = new Map(byCountry.map((d) => [numericOf(d.geo_country), d.geo_country]));
   return Plot.plot({
-    width,
-    height: Math.round(width * 0.5),
+    width: w(width),
+    height: Math.round(w(width) * 0.5),
     projection: {type: "equal-earth"},
     color: {type: "sqrt", scheme: "blues", legend: true, label, unknown: "#eee"},
     marks: [
@@ -138,7 +141,7 @@ export function choropleth(world, byCountry, {width, valueKey = "events", label 
 export function lagBars(partitions, {width} = {}) {
   if (!partitions?.length) return noData("No lag reported yet (is the consumer running?).");
   return Plot.plot({
-    width,
+    width: w(width),
     height: 40 + 28 * partitions.length,
     marginLeft: 90,
     marginRight: 80,
@@ -171,7 +174,7 @@ export function runGrid(runs, tasks, {width} = {}) {
   const runCells = order.map((r) => ({run: label.get(r.run_id), task: "▶ dag run", state: r.state, tries: 1, duration_ms: r.duration_ms}));
   const data = [...runCells, ...cells.map((t) => ({run: label.get(t.run_id), task: t.task_id, state: t.state, tries: t.try_number, duration_ms: t.duration_ms}))];
   return Plot.plot({
-    width,
+    width: w(width),
     height: 50 + 26 * (taskOrder.length + 1),
     marginLeft: 170,
     marginBottom: 50,
@@ -190,7 +193,7 @@ export function funnel(steps, {width} = {}) {
   if (!steps?.length || !steps[0].count) return noData();
   const first = steps[0].count;
   return Plot.plot({
-    width,
+    width: w(width),
     height: 40 + 40 * steps.length,
     marginLeft: 130,
     marginRight: 120,
@@ -208,7 +211,7 @@ export function funnel(steps, {width} = {}) {
 export function timeBars(rows, {x = "day", y, width, height = 240, yLabel, color = "#4e79a7", line} = {}) {
   if (!rows?.length) return noData();
   return Plot.plot({
-    width,
+    width: w(width),
     height,
     marginLeft: 60,
     x: {type: "utc", label: null},

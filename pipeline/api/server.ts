@@ -126,6 +126,14 @@ export function createHandler(
           allow: "GET, HEAD",
         });
       }
+      if (url.pathname === "/dbt-docs" || url.pathname.startsWith("/dbt-docs/")) {
+        // dbt's generated docs (models, columns, lineage), when generated.
+        return await serveStatic(
+          `${config.localDir}/dbt-docs`,
+          req,
+          url.pathname.slice("/dbt-docs".length) || "/",
+        );
+      }
       if (siteDir === null) throw new ApiError(404, "no site is served here");
       return await serveStatic(siteDir, req, url.pathname);
     } catch (err) {

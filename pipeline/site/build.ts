@@ -1,0 +1,71 @@
+/**
+ * Builds the Observable Framework site (docs/ → dist/) with Framework running
+ * under this same Deno binary (nodeModulesDir "manual": Framework, Plot, d3
+ * and friends come from node_modules; nothing from a CDN).
+ *
+ * Data loaders' cached outputs are dropped first (unless keepCache), so a
+ * build always shows the latest marts and export: Framework would otherwise
+ * reuse a cached output until the loader's source file changes.
+ */
+import { logger } from "../log.ts";
+
+const log = logger("site");
+
+export interface BuildOptions {
+  projectRoot: string;
+  /** Reuse the data loaders' cached outputs (faster, possibly stale). */
+  keepCache?: boolean;
+  /** Extra environment for Framework and its loaders (e.g. LOGPIPE_* of a test). */
+  env?: Record<string, string>;
+  /** Pass Framework's output through (default: collected, shown on failure). */
+  verbose?: boolean;
+}
+
+export interface BuildResult {
+  ok: boolean;
+  code: number;
+  ms: number;
+  output: string;
+  distDir: string;
+}
+
+/** Runs `observable build`; resolves with its exit code and output. */
+export async function buildSite(opts: BuildOptions): Promise<BuildResult> {
+  const started = performance.now();
+  if (!opts.keepCache) {
+    await Deno.remove(`${opts.projectRoot}/docs/.observablehq/cache/data`, {
+      recursive: true,
+    }).catch(() => {});
+  }
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      `--config=${opts.projectRoot}/deno.json`,
+      `${opts.projectRoot}/node_modules/@observablehq/framework/dist/bin/observable.js`,
+      "build",
+    ],
+    cwd: opts.projectRoot,
+    env: {
+      OBSERVABLE_TELEMETRY_DISABLE: "1",
+      NO_COLOR: "1",
+      ...opts.env,
+    },
+    stdout: opts.verbose ? "inherit" : "piped",
+    stderr: opts.verbose ? "inherit" : "piped",
+  });
+  const out = await cmd.output();
+  const dec = new TextDecoder();
+  const output = opts.verbose
+    ? ""
+    : dec.decode(out.stdout) + dec.decode(out.stderr);
+  const ms = Math.round(performance.now() - started);
+  log.info("site build finished", { ok: out.success, code: out.code, ms });
+  return {
+    ok: out.success,
+    code: out.code,
+    ms,
+    output,
+    distDir: `${opts.projectRoot}/dist`,
+  };
+}
