@@ -128,9 +128,12 @@ export async function runMain(
       console.error(`error: ${err.message}`);
       Deno.exit(2);
     }
+    // Expected failures (a service down, a run failed) read best as their
+    // message; the stack is there with LOGPIPE_LOG_LEVEL=debug.
+    const debug = Deno.env.get("LOGPIPE_LOG_LEVEL") === "debug";
     console.error(
       `error: ${
-        err instanceof Error ? (err.stack ?? err.message) : String(err)
+        err instanceof Error ? (debug ? err.stack : err.message) : String(err)
       }`,
     );
     Deno.exit(1);

@@ -2,11 +2,27 @@
  * kafkajs wiring shared by the producer, the consumer, the audit and the
  * tests: one client factory and idempotent topic creation.
  */
+import process from "node:process";
 import { Kafka, logLevel as KafkaLogLevel } from "kafkajs";
 import type { Config } from "../config.ts";
 import { logger } from "../log.ts";
 
 const log = logger("kafka");
+
+// kafkajs 2.2.4 computes its first throttle timer from throttledUntil = -1,
+// i.e. setTimeout(-Date.now()); Node clamps that to 1 ms (what kafkajs
+// intends) and prints a TimeoutNegativeWarning on every client. Harmless and
+// noisy: drop exactly that warning, pass every other one on.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const name = typeof warning === "string" ? rest[0] : warning.name;
+  if (
+    name === "TimeoutNegativeWarning" ||
+    String(warning).includes("is a negative number")
+  ) return;
+  // deno-lint-ignore no-explicit-any
+  return (emitWarning as any)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 /** Maps kafkajs log entries onto our structured log (quiet by default). */
 function logCreator(level: number) {
@@ -37,7 +53,11 @@ export function createKafka(
     logCreator: () => logCreator(level),
     connectionTimeout: 5_000,
     requestTimeout: 30_000,
-    retry: { retries: opts.retries ?? 5, initialRetryTime: 300, maxRetryTime: 10_000 },
+    retry: {
+      retries: opts.retries ?? 5,
+      initialRetryTime: 300,
+      maxRetryTime: 10_000,
+    },
   });
 }
 
@@ -100,7 +120,9 @@ export async function topicEndOffsets(
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
     return new Map(
-      offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]),
+      offsets.map((
+        o,
+      ) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]),
     );
   } finally {
     await admin.disconnect();

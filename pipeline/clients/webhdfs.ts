@@ -105,7 +105,9 @@ export class WebHdfs {
       message = j?.RemoteException?.message ?? message;
     } catch { /* not JSON */ }
     throw new WebHdfsError(
-      `WebHDFS ${op} ${path}: HTTP ${res.status}${exception ? ` ${exception}` : ""}: ${message}`,
+      `WebHDFS ${op} ${path}: HTTP ${res.status}${
+        exception ? ` ${exception}` : ""
+      }: ${message}`,
       res.status,
       exception,
       op,
@@ -155,7 +157,9 @@ export class WebHdfs {
       } as RequestInit);
     } catch (err) {
       throw new WebHdfsError(
-        `WebHDFS ${op} ${path} (DataNode): ${err instanceof Error ? err.message : err}`,
+        `WebHDFS ${op} ${path} (DataNode): ${
+          err instanceof Error ? err.message : err
+        }`,
         0,
         undefined,
         op,
@@ -220,7 +224,10 @@ export class WebHdfs {
   }
 
   /** Deletes a path; false when it did not exist. */
-  async delete(path: string, opts: { recursive?: boolean } = {}): Promise<boolean> {
+  async delete(
+    path: string,
+    opts: { recursive?: boolean } = {},
+  ): Promise<boolean> {
     const res = await this.call("DELETE", path, "DELETE", {
       recursive: String(opts.recursive ?? false),
     });

@@ -24,7 +24,10 @@ async function sha256(text: string): Promise<string> {
     "SHA-256",
     new TextEncoder().encode(text),
   );
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -59,7 +62,9 @@ export async function migrate(
         applied_at timestamptz not null default now())`);
       const done = new Map<string, string>(
         (await client.query("select name, checksum from ops.schema_migrations"))
-          .rows.map((r: { name: string; checksum: string }) => [r.name, r.checksum]),
+          .rows.map((
+            r: { name: string; checksum: string },
+          ) => [r.name, r.checksum]),
       );
       const result: MigrationResult = { applied: [], unchanged: [] };
       for (const { name, sql } of migrationFiles()) {
@@ -80,7 +85,9 @@ export async function migrate(
         } catch (err) {
           await client.query("rollback").catch(() => {});
           throw new Error(
-            `migration ${name} failed: ${err instanceof Error ? err.message : err}`,
+            `migration ${name} failed: ${
+              err instanceof Error ? err.message : err
+            }`,
           );
         }
         result.applied.push(name);
@@ -99,14 +106,24 @@ export async function migrate(
  * does not exist this is a no-op.
  */
 async function grantBiRole(
-  client: { query: (sql: string, params?: unknown[]) => Promise<{ rowCount: number | null }> },
+  client: {
+    query: (
+      sql: string,
+      params?: unknown[],
+    ) => Promise<{ rowCount: number | null }>;
+  },
   biUser: string,
 ): Promise<void> {
-  const exists = await client.query("select 1 from pg_roles where rolname = $1", [biUser]);
+  const exists = await client.query(
+    "select 1 from pg_roles where rolname = $1",
+    [biUser],
+  );
   if (!exists.rowCount) return;
   const bi = ident(biUser);
   await client.query(`do $$ begin
-    execute format('grant connect on database %I to ${bi.replaceAll("'", "''")}', current_database());
+    execute format('grant connect on database %I to ${
+    bi.replaceAll("'", "''")
+  }', current_database());
   end $$`);
   await client.query(`grant usage on schema analytics to ${bi}`);
   await client.query(`grant select on all tables in schema analytics to ${bi}`);

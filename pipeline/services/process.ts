@@ -51,7 +51,9 @@ export async function spawnDetached(opts: SpawnOptions): Promise<number> {
   const line = opts.cmd.map(shQuote).join(" ");
   // In a non-interactive sh a background job is not a process-group leader,
   // so setsid(1) calls setsid() and execs in place: $! is the real pid.
-  const script = `setsid ${line} >>${shQuote(opts.logFile)} 2>&1 </dev/null & echo $!`;
+  const script = `setsid ${line} >>${
+    shQuote(opts.logFile)
+  } 2>&1 </dev/null & echo $!`;
   const out = await new Deno.Command("sh", {
     args: ["-c", script],
     cwd: opts.cwd,
@@ -70,7 +72,10 @@ export async function spawnDetached(opts: SpawnOptions): Promise<number> {
 }
 
 /** Sends SIGTERM, waits up to graceMs, then SIGKILL; resolves when gone. */
-export async function stopProcess(pid: number, graceMs = 20_000): Promise<void> {
+export async function stopProcess(
+  pid: number,
+  graceMs = 20_000,
+): Promise<void> {
   if (!isAlive(pid)) return;
   try {
     Deno.kill(pid, "SIGTERM");

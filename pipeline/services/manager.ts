@@ -1,0 +1,399 @@
+/**
+ * `deno task services up|down|status`: the local Kafka, HDFS (NameNode +
+ * DataNode) and PostgreSQL, as background processes whose state and logs
+ * live under LOGPIPE_HOME. A service whose LOGPIPE_* URL is set is external:
+ * never started or stopped here, only health-checked.
+ */
+import { type Config, DEFAULT_PORTS, loadConfig } from "../config.ts";
+import { ensureTopic } from "../clients/kafka.ts";
+import { createWebHdfs } from "../clients/webhdfs.ts";
+import { withConnection } from "../clients/postgres.ts";
+import { migrate } from "../postgres/migrate.ts";
+import { kafkaHealthy, startKafka } from "./kafka.ts";
+import {
+  dataNodeHealthy,
+  nameNodeHealthy,
+  startDataNode,
+  startNameNode,
+} from "./hdfs.ts";
+import {
+  bootstrapRoles,
+  postgresPid,
+  startPostgres,
+  stopPostgres,
+} from "./postgres.ts";
+import { logFile, pidFile, servicePaths } from "./paths.ts";
+import {
+  killHard,
+  portIsFree,
+  readLivePid,
+  sleep,
+  stopProcess,
+  tailFile,
+  waitFor,
+} from "./process.ts";
+
+export type ServiceName = "postgres" | "namenode" | "datanode" | "kafka";
+export const SERVICE_NAMES: ServiceName[] = [
+  "postgres",
+  "namenode",
+  "datanode",
+  "kafka",
+];
+
+interface ServiceSpec {
+  name: ServiceName;
+  label: string;
+  ports: number[];
+  address: (c: Config) => string;
+  external: (c: Config) => boolean;
+  pid: (c: Config) => number | undefined;
+  start: (c: Config) => Promise<number>;
+  stop: (c: Config, hard: boolean) => Promise<void>;
+  healthy: (c: Config) => Promise<boolean>;
+}
+
+async function stopByPidFile(
+  c: Config,
+  name: string,
+  hard: boolean,
+): Promise<void> {
+  const pid = readLivePid(pidFile(c, name));
+  if (pid) await (hard ? killHard(pid) : stopProcess(pid));
+  await Deno.remove(pidFile(c, name)).catch(() => {});
+}
+
+async function postgresHealthy(c: Config): Promise<boolean> {
+  try {
+    return await withConnection(c.postgres.url, async (client) => {
+      const r = await client.query("select 1 as ok");
+      return r.rows[0].ok === 1;
+    });
+  } catch {
+    return false;
+  }
+}
+
+export const SERVICES: Record<ServiceName, ServiceSpec> = {
+  postgres: {
+    name: "postgres",
+    label: "PostgreSQL",
+    ports: [DEFAULT_PORTS.postgres],
+    address: (c) =>
+      `${c.postgres.host}:${c.postgres.port}/${c.postgres.database}`,
+    external: (c) => c.postgres.external,
+    pid: (c) => postgresPid(c),
+    start: (c) => startPostgres(c),
+    stop: async (c, hard) => {
+      const pid = postgresPid(c);
+      if (hard && pid) await killHard(pid);
+      else await stopPostgres(c);
+    },
+    // Before bootstrap the owner password may not exist yet: the postmaster
+    // pid answering is enough to proceed to bootstrap, then we check SQL.
+    healthy: postgresHealthy,
+  },
+  namenode: {
+    name: "namenode",
+    label: "HDFS NameNode",
+    ports: [DEFAULT_PORTS.namenodeHttp, DEFAULT_PORTS.namenodeRpc],
+    address: (c) => c.hdfs.webhdfsUrl,
+    external: (c) => c.hdfs.external,
+    pid: (c) => readLivePid(pidFile(c, "namenode")),
+    start: (c) => startNameNode(c),
+    stop: (c, hard) => stopByPidFile(c, "namenode", hard),
+    healthy: (c) => nameNodeHealthy(c),
+  },
+  datanode: {
+    name: "datanode",
+    label: "HDFS DataNode",
+    ports: [
+      DEFAULT_PORTS.datanodeHttp,
+      DEFAULT_PORTS.datanodeData,
+      DEFAULT_PORTS.datanodeIpc,
+    ],
+    address: () => `127.0.0.1:${DEFAULT_PORTS.datanodeHttp}`,
+    external: (c) => c.hdfs.external,
+    pid: (c) => readLivePid(pidFile(c, "datanode")),
+    start: (c) => startDataNode(c),
+    stop: (c, hard) => stopByPidFile(c, "datanode", hard),
+    healthy: (c) => dataNodeHealthy(c),
+  },
+  kafka: {
+    name: "kafka",
+    label: "Kafka",
+    ports: [DEFAULT_PORTS.kafka, DEFAULT_PORTS.kafkaController],
+    address: (c) => c.kafka.brokers.join(","),
+    external: (c) => c.kafka.external,
+    pid: (c) => readLivePid(pidFile(c, "kafka")),
+    start: (c) => startKafka(c),
+    stop: (c, hard) => stopByPidFile(c, "kafka", hard),
+    healthy: (c) => kafkaHealthy(c),
+  },
+};
+
+/** Raised when a service cannot start or become healthy; carries its log tail. */
+export class ServiceError extends Error {
+  override name = "ServiceError";
+}
+
+export interface UpOptions {
+  timeoutMs?: number;
+  say?: (line: string) => void;
+  /** Only these services (default all). */
+  only?: ServiceName[];
+}
+
+function ensureDirs(c: Config): void {
+  const p = servicePaths(c);
+  for (const d of [p.root, p.logs, p.run]) {
+    Deno.mkdirSync(d, { recursive: true });
+  }
+}
+
+/** Checks that the ports a service needs are not held by something else. */
+function assertPortsFree(spec: ServiceSpec): void {
+  for (const port of spec.ports) {
+    if (!portIsFree(port)) {
+      throw new ServiceError(
+        `port ${port} on 127.0.0.1 is already in use by another process (${spec.label} needs it); stop that process or set the service's LOGPIPE_* URL to use it externally`,
+      );
+    }
+  }
+}
+
+/** Starts one local service if it is not running; returns "started" | "running" | "external". */
+export async function startService(
+  name: ServiceName,
+  config = loadConfig(),
+  opts: UpOptions = {},
+): Promise<"started" | "running" | "external"> {
+  const spec = SERVICES[name];
+  if (spec.external(config)) return "external";
+  ensureDirs(config);
+  if (spec.pid(config)) return "running";
+  assertPortsFree(spec);
+  try {
+    await spec.start(config);
+  } catch (err) {
+    throw new ServiceError(
+      `${spec.label} failed to start: ${
+        err instanceof Error ? err.message : err
+      }\n--- ${logFile(config, name)} (tail) ---\n${
+        tailFile(logFile(config, name))
+      }`,
+    );
+  }
+  opts.say?.(`${spec.label}: started (pid ${spec.pid(config) ?? "?"})`);
+  return "started";
+}
+
+/** Stops one local service (hard = SIGKILL, for crash tests). */
+export async function stopService(
+  name: ServiceName,
+  config = loadConfig(),
+  opts: { hard?: boolean } = {},
+): Promise<void> {
+  const spec = SERVICES[name];
+  if (spec.external(config)) return;
+  await spec.stop(config, opts.hard ?? false);
+}
+
+/** Waits until a service is healthy or throws with the tail of its log. */
+export async function waitHealthy(
+  name: ServiceName,
+  config: Config,
+  timeoutMs = 180_000,
+): Promise<void> {
+  const spec = SERVICES[name];
+  const deadline = Date.now() + timeoutMs;
+  let ok = false;
+  while (Date.now() < deadline) {
+    // A local process that exited will never become healthy: fail at once.
+    if (!spec.external(config) && !spec.pid(config)) break;
+    if (await spec.healthy(config).catch(() => false)) {
+      ok = true;
+      break;
+    }
+    await sleep(500);
+  }
+  if (!ok) {
+    const alive = spec.external(config) || spec.pid(config) !== undefined;
+    throw new ServiceError(
+      `${spec.label} at ${spec.address(config)} is not healthy ${
+        alive
+          ? `after ${Math.round(timeoutMs / 1000)} s`
+          : "(the process exited)"
+      }${
+        spec.external(config)
+          ? ""
+          : `\n--- ${logFile(config, name)} (tail) ---\n${
+            tailFile(logFile(config, name))
+          }`
+      }`,
+    );
+  }
+}
+
+/**
+ * Brings every service up (idempotent), waits for real health, then creates
+ * what the pipeline needs: roles and database, migrations, the topic, the
+ * HDFS zones, and proves an HDFS write works. Returns the fresh config (the
+ * database password may have been generated just now).
+ */
+export async function servicesUp(opts: UpOptions = {}): Promise<Config> {
+  const config = loadConfig();
+  ensureDirs(config);
+  return await withServicesLock(config, () => servicesUpLocked(opts));
+}
+
+/**
+ * Serialises `up` and `down` across processes (several test runs or team
+ * members may call `up` at once): an exclusive lock on a file in run/.
+ */
+async function withServicesLock<T>(
+  config: Config,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const file = await Deno.open(`${servicePaths(config).run}/services.lock`, {
+    create: true,
+    write: true,
+  });
+  try {
+    await file.lock(true);
+    return await fn();
+  } finally {
+    await file.unlock().catch(() => {});
+    file.close();
+  }
+}
+
+async function servicesUpLocked(opts: UpOptions): Promise<Config> {
+  const say = opts.say ?? (() => {});
+  let config = loadConfig();
+  const names = opts.only ?? SERVICE_NAMES;
+  const timeout = opts.timeoutMs ?? 180_000;
+
+  // Postgres first: its roles must exist before the health check can log in.
+  if (names.includes("postgres")) {
+    const state = await startService("postgres", config, opts);
+    if (state === "running") say("PostgreSQL: already running");
+    if (state !== "external") {
+      await bootstrapRoles(config);
+      config = loadConfig(); // picks up a newly generated password
+    }
+  }
+  // The JVMs start in parallel; each takes a few seconds to come up.
+  const jvms = names.filter((n) => n !== "postgres");
+  const started = await Promise.all(jvms.map(async (n) => {
+    // The DataNode registers with the NameNode: give the NameNode a head start.
+    if (n === "datanode" && jvms.includes("namenode")) {
+      await waitHealthy("namenode", config, timeout).catch(() => {});
+    }
+    return [n, await startService(n, config, opts)] as const;
+  }));
+  for (const [n, state] of started) {
+    if (state === "running") say(`${SERVICES[n].label}: already running`);
+  }
+  await Promise.all(names.map((n) => waitHealthy(n, config, timeout)));
+
+  if (names.includes("postgres")) {
+    const m = await migrate(config);
+    if (m.applied.length) {
+      say(`PostgreSQL: applied migrations ${m.applied.join(", ")}`);
+    }
+  }
+  if (names.includes("kafka")) {
+    if (await ensureTopic(config)) {
+      say(
+        `Kafka: created topic ${config.kafka.topic} (${config.kafka.partitions} partitions)`,
+      );
+    }
+  }
+  if (names.includes("namenode") || names.includes("datanode")) {
+    await prepareHdfsZones(config);
+  }
+  return config;
+}
+
+/** Creates the HDFS zones and proves a write round-trips (so a DataNode is live). */
+export async function prepareHdfsZones(config: Config): Promise<void> {
+  const hdfs = createWebHdfs(config);
+  for (
+    const dir of [
+      config.hdfs.rawDir,
+      config.hdfs.deadLetterDir,
+      config.hdfs.exportsDir,
+    ]
+  ) {
+    await hdfs.mkdirs(dir);
+  }
+  const probe = `${config.hdfs.root}/_tmp/health-${crypto.randomUUID()}`;
+  const ok = await waitFor(
+    async () => {
+      await hdfs.create(probe, "ok", { overwrite: true });
+      const back = await hdfs.readText(probe);
+      await hdfs.delete(probe);
+      return back === "ok";
+    },
+    60_000,
+    1_000,
+  );
+  if (!ok) {
+    throw new ServiceError(`HDFS write probe to ${probe} failed for 60 s`);
+  }
+}
+
+/** Stops every local service this project started (reverse order). */
+export async function servicesDown(
+  opts: { say?: (line: string) => void; config?: Config } = {},
+): Promise<void> {
+  const config = opts.config ?? loadConfig();
+  ensureDirs(config);
+  await withServicesLock(config, async () => {
+    for (
+      const name of [
+        "kafka",
+        "datanode",
+        "namenode",
+        "postgres",
+      ] as ServiceName[]
+    ) {
+      const spec = SERVICES[name];
+      if (spec.external(config)) continue;
+      const pid = spec.pid(config);
+      if (!pid) continue;
+      await spec.stop(config, false);
+      opts.say?.(`${spec.label}: stopped (pid ${pid})`);
+    }
+  });
+}
+
+export interface ServiceStatus {
+  name: ServiceName;
+  label: string;
+  mode: "local" | "external";
+  up: boolean;
+  address: string;
+  pid?: number;
+}
+
+/** One status row per service (health checked for real). */
+export async function servicesStatus(
+  config = loadConfig(),
+): Promise<ServiceStatus[]> {
+  return await Promise.all(SERVICE_NAMES.map(async (name) => {
+    const spec = SERVICES[name];
+    const external = spec.external(config);
+    const pid = external ? undefined : spec.pid(config);
+    const up = (external || pid !== undefined) && await spec.healthy(config);
+    return {
+      name,
+      label: spec.label,
+      mode: external ? "external" as const : "local" as const,
+      up,
+      address: spec.address(config),
+      pid,
+    };
+  }));
+}
