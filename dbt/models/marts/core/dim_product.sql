@@ -37,9 +37,9 @@ select
     subcategory,
     brand,
     description,
-    price,
-    stock,
-    rating,
+    price::numeric(12, 2)                                   as price,
+    stock::integer                                          as stock,
+    rating::numeric(2, 1)                                   as rating,
     weight,
     date_added,
     case when version_no = 1 then '{{ var("scd_floor") }}'::timestamptz
