@@ -14,7 +14,8 @@ const denoBin: string = deno?.execPath?.() ?? "deno";
 
 export default {
   root: "docs",
-  output: "dist",
+  // Tests build into a temporary folder so they never touch dist/.
+  output: deno?.env?.get?.("LOGPIPE_SITE_OUT") ?? "dist",
   title: "logpipe",
   theme: ["air", "near-midnight"],
   globalStylesheets: [],

@@ -19,6 +19,8 @@ export interface BuildOptions {
   env?: Record<string, string>;
   /** Pass Framework's output through (default: collected, shown on failure). */
   verbose?: boolean;
+  /** Output folder (default <project>/dist). */
+  outDir?: string;
 }
 
 export interface BuildResult {
@@ -50,6 +52,7 @@ export async function buildSite(opts: BuildOptions): Promise<BuildResult> {
       OBSERVABLE_TELEMETRY_DISABLE: "1",
       NO_COLOR: "1",
       ...opts.env,
+      ...(opts.outDir ? { LOGPIPE_SITE_OUT: opts.outDir } : {}),
     },
     stdout: opts.verbose ? "inherit" : "piped",
     stderr: opts.verbose ? "inherit" : "piped",
@@ -66,6 +69,6 @@ export async function buildSite(opts: BuildOptions): Promise<BuildResult> {
     code: out.code,
     ms,
     output,
-    distDir: `${opts.projectRoot}/dist`,
+    distDir: opts.outDir ?? `${opts.projectRoot}/dist`,
   };
 }

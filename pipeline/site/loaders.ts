@@ -86,8 +86,8 @@ export async function queryMarts(
     }
     for (const [name, sql] of Object.entries(queries)) {
       try {
-        const { rows } = await pool.query(sql);
-        data[name] = rows.map((row) =>
+        const { rows } = await pool.query<Record<string, unknown>>(sql);
+        data[name] = rows.map((row: Record<string, unknown>) =>
           Object.fromEntries(Object.entries(row).map(([k, v]) => [k, toJson(v)]))
         );
       } catch (err) {
