@@ -62,13 +62,28 @@ export class ParquetWriter {
    * which the caller checks against what it buffered.
    */
   async convert(ndjsonPath: string, parquetPath: string): Promise<number> {
-    const sql =
-      `COPY (SELECT ${this.#select} FROM read_json(${sqlString(ndjsonPath)}, ` +
-      `format = 'newline_delimited', columns = ${this.#columns}, ` +
-      `maximum_object_size = 16777216)) TO ${sqlString(parquetPath)} ` +
-      `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${this.rowGroupSize})`;
-    const result = await this.connection.run(sql);
-    return Number(result.rowsChanged);
+    // Parse into a table first, then COPY it: measured ~40 % faster than a
+    // single COPY (SELECT … FROM read_json) here, whose insertion-order
+    // preservation serialises the two stages. zstd level 1 is as small as the
+    // default level 3 for these rows and about twice as fast.
+    await this.connection.run(
+      `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${this.#select} FROM read_json(` +
+        `${
+          sqlString(ndjsonPath)
+        }, format = 'newline_delimited', columns = ${this.#columns}, ` +
+        `maximum_object_size = 16777216)`,
+    );
+    try {
+      const result = await this.connection.run(
+        `COPY micro_batch TO ${
+          sqlString(parquetPath)
+        } (FORMAT parquet, COMPRESSION zstd, ` +
+          `COMPRESSION_LEVEL 1, ROW_GROUP_SIZE ${this.rowGroupSize})`,
+      );
+      return Number(result.rowsChanged);
+    } finally {
+      await this.connection.run("DROP TABLE IF EXISTS micro_batch");
+    }
   }
 
   /** Closes the connection and the database. */

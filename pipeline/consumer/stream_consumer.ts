@@ -512,7 +512,9 @@ export class StreamConsumer {
     }
     if (lastSeen !== undefined) resolveOffset(lastSeen);
     if (taken) this.metrics.recordIn(taken);
-    await this.#serial(() => this.#flushDue(gen));
+    // Due batches (age, caught-up) are flushed by the 100 ms tick in the
+    // background, so reading goes on while DuckDB and HDFS work; a FULL
+    // batch (above) is flushed here, which is the back-pressure.
     try {
       await heartbeat();
     } catch (err) {
