@@ -27,7 +27,9 @@ await runMain(async () => {
     port,
     siteDir: values["no-site"] ? null : undefined,
   });
-  console.log(`API: ${api.url}/api · site: ${api.url}/ · health: ${api.url}/healthz`);
+  console.log(
+    `API: ${api.url}/api · site: ${api.url}/ · health: ${api.url}/healthz`,
+  );
   const { promise, resolve } = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", () => resolve());
   Deno.addSignalListener("SIGTERM", () => resolve());

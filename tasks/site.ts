@@ -23,12 +23,17 @@ usage: deno task site:build [--keep-cache] [--verbose]
 `;
 
 await runMain(async () => {
-  const { values, positionals } = parseCli(Deno.args, {
-    "keep-cache": { type: "boolean" },
-    verbose: { type: "boolean" },
-    "no-build": { type: "boolean" },
-    port: { type: "string" },
-  }, USAGE, { allowPositionals: true });
+  const { values, positionals } = parseCli(
+    Deno.args,
+    {
+      "keep-cache": { type: "boolean" },
+      verbose: { type: "boolean" },
+      "no-build": { type: "boolean" },
+      port: { type: "string" },
+    },
+    USAGE,
+    { allowPositionals: true },
+  );
   const [sub, ...rest] = positionals;
   if (sub !== "build" && sub !== "preview") {
     throw new UsageError(`expected "build" or "preview", got "${sub ?? ""}"`);

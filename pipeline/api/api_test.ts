@@ -43,7 +43,9 @@ Deno.test({
         }
 
         // country=DE: exactly what SQL over monitoring.event_counts gives.
-        const { body: de } = await get("/api/events/stats?window=1h&country=DE");
+        const { body: de } = await get(
+          "/api/events/stats?window=1h&country=DE",
+        );
         const sql = await t.pool.query(
           `select sum(events)::float8 as events,
                   coalesce(sum(events) filter (where level = 'ERROR'), 0)::float8 as errors,
@@ -56,12 +58,17 @@ Deno.test({
         assert.equal(de.totals.errors, sql.rows[0].errors);
         assert.equal(de.totals.orders, sql.rows[0].orders);
         assert.equal(de.totals.revenue, sql.rows[0].revenue);
-        assert.deepEqual(de.byCountry.map((c: { geo_country: string }) => c.geo_country), ["DE"]);
+        assert.deepEqual(
+          de.byCountry.map((c: { geo_country: string }) => c.geo_country),
+          ["DE"],
+        );
         const { body: all } = await get("/api/events/stats?window=1h");
         assert.equal(all.totals.events, 1000);
 
         // The feed honours filters and bounds.
-        const { body: feed } = await get("/api/events/recent?country=DE&level=ERROR&limit=5");
+        const { body: feed } = await get(
+          "/api/events/recent?country=DE&level=ERROR&limit=5",
+        );
         assert.ok(feed.events.length > 0 && feed.events.length <= 5);
         for (const e of feed.events) {
           assert.equal(e.geo_country, "DE");

@@ -37,7 +37,9 @@ Deno.test("parseParams: defaults and typed values", () => {
     q: undefined,
   });
   const p = parseParams(
-    new URLSearchParams("window=6h&limit=7&country=DE,FR,DE&level=ERROR&q=<img>"),
+    new URLSearchParams(
+      "window=6h&limit=7&country=DE,FR,DE&level=ERROR&q=<img>",
+    ),
     spec,
   );
   assert.deepEqual(p, {

@@ -113,9 +113,7 @@ export async function eventStats(db: Db, f: EventFilter): Promise<EventStats> {
       group by grouping sets ((event_type), (geo_country), (device_type), ())`,
     w.values,
   );
-  const total = groups.rows.find((r) =>
-    r.g_type && r.g_country && r.g_device
-  );
+  const total = groups.rows.find((r) => r.g_type && r.g_country && r.g_device);
   const events = total?.events ?? 0;
   const errors = total?.errors ?? 0;
   const orders = total?.orders ?? 0;

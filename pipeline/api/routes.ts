@@ -18,7 +18,6 @@ import {
   listOf,
   MAX_WINDOW_SECS,
   type ParamSpec,
-  parseParams,
   text,
 } from "./params.ts";
 import * as q from "./queries.ts";

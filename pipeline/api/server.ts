@@ -100,7 +100,9 @@ export function createHandler(
         if (!hit) {
           return json(405, {
             error: `method ${req.method} not allowed on ${url.pathname}`,
-          }, { allow: [...new Set(matches.map((r) => r.route.method))].join(", ") });
+          }, {
+            allow: [...new Set(matches.map((r) => r.route.method))].join(", "),
+          });
         }
         const params = parseParams(url.searchParams, hit.route.params);
         const body = await hit.route.handler({
@@ -112,7 +114,10 @@ export function createHandler(
           params,
           services,
         });
-        const res = json(200, { asOf: new Date().toISOString(), ...body as object });
+        const res = json(200, {
+          asOf: new Date().toISOString(),
+          ...body as object,
+        });
         log.debug("request", {
           path: url.pathname,
           ms: Math.round(performance.now() - started),
@@ -126,7 +131,9 @@ export function createHandler(
           allow: "GET, HEAD",
         });
       }
-      if (url.pathname === "/dbt-docs" || url.pathname.startsWith("/dbt-docs/")) {
+      if (
+        url.pathname === "/dbt-docs" || url.pathname.startsWith("/dbt-docs/")
+      ) {
         // dbt's generated docs (models, columns, lineage), when generated.
         return await serveStatic(
           `${config.localDir}/dbt-docs`,

@@ -97,7 +97,8 @@ export function makeEvents(
     }
     const country = pick(countries);
     const ts = new Date(
-      end.getTime() - spanSecs * 1000 + Math.floor((i + 0.5) * spanSecs * 1000 / count),
+      end.getTime() - spanSecs * 1000 +
+        Math.floor((i + 0.5) * spanSecs * 1000 / count),
     );
     const isError = type === "error" || type === "order_failed";
     const err = pick(ERRORS);
@@ -227,7 +228,14 @@ export async function insertEvents(
     const chunk = list.slice(i, i + 200);
     const values: unknown[] = [];
     const rows = chunk.map((b) => {
-      const cols = [b.bucket, ...b.key, b.events, b.orders, b.failed, b.revenue];
+      const cols = [
+        b.bucket,
+        ...b.key,
+        b.events,
+        b.orders,
+        b.failed,
+        b.revenue,
+      ];
       const start = values.length;
       values.push(...cols);
       return `(${cols.map((_, j) => `$${start + j + 1}`).join(",")})`;
@@ -311,7 +319,12 @@ export async function insertPipelineState(
       [p, end_offset - lag, end_offset, lag, lag / 6, end],
     );
   }
-  for (const [component, state] of [["consumer", "running"], ["producer", "running"], ["api", "running"]]) {
+  for (
+    const [component, state] of [["consumer", "running"], [
+      "producer",
+      "running",
+    ], ["api", "running"]]
+  ) {
     await db.query(
       `insert into monitoring.components (component, instance_id, state, detail, started_at, updated_at)
        values ($1, $2, $3, $4, $5, $6)
@@ -348,10 +361,20 @@ export async function insertPipelineState(
         const dur = 300 + Math.floor(r() * 4000);
         const state = failed && task === "dbt_run"
           ? (tryNo === 1 ? "up_for_retry" : "failed")
-          : failed && task !== "dbt_run" && tasks.findIndex((x) => x[1] === task) > 4
+          : failed && task !== "dbt_run" &&
+              tasks.findIndex((x) => x[1] === task) > 4
           ? "skipped"
           : "success";
-        taskRows.push([runId, group, task, tryNo, state, new Date(t), new Date(t + dur), dur]);
+        taskRows.push([
+          runId,
+          group,
+          task,
+          tryNo,
+          state,
+          new Date(t),
+          new Date(t + dur),
+          dur,
+        ]);
         t += dur;
       }
     }
@@ -368,7 +391,9 @@ export async function insertPipelineState(
         t - start.getTime(),
         failed ? 0 : 3000 + k * 17,
         failed ? 0 : 12,
-        failed ? "dbt run: relation analytics.fact_orders does not exist" : null,
+        failed
+          ? "dbt run: relation analytics.fact_orders does not exist"
+          : null,
       ],
     );
     for (const row of taskRows) {
@@ -380,12 +405,14 @@ export async function insertPipelineState(
       );
     }
     if (!failed) {
-      for (const [name, status] of [
-        ["unique_fact_events_event_id", "pass"],
-        ["not_null_fact_orders_amount", "pass"],
-        ["relationships_fact_orders_user_sk", "pass"],
-        ["accepted_values_stg_events_event_type", k === 0 ? "warn" : "pass"],
-      ]) {
+      for (
+        const [name, status] of [
+          ["unique_fact_events_event_id", "pass"],
+          ["not_null_fact_orders_amount", "pass"],
+          ["relationships_fact_orders_user_sk", "pass"],
+          ["accepted_values_stg_events_event_type", k === 0 ? "warn" : "pass"],
+        ]
+      ) {
         await db.query(
           `insert into ops.dbt_test_results (run_id, test_name, status, failures)
            values ($1, $2, $3, $4) on conflict do nothing`,

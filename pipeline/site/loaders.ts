@@ -88,7 +88,9 @@ export async function queryMarts(
       try {
         const { rows } = await pool.query<Record<string, unknown>>(sql);
         data[name] = rows.map((row: Record<string, unknown>) =>
-          Object.fromEntries(Object.entries(row).map(([k, v]) => [k, toJson(v)]))
+          Object.fromEntries(
+            Object.entries(row).map(([k, v]) => [k, toJson(v)]),
+          )
         );
       } catch (err) {
         data[name] = [];
@@ -131,7 +133,13 @@ export async function queryExports(
     return envelope(source, data, null, errors, false);
   }
   if (!dir) {
-    return envelope(source, data, null, ["no export yet (run deno task batch)"], true);
+    return envelope(
+      source,
+      data,
+      null,
+      ["no export yet (run deno task batch)"],
+      true,
+    );
   }
   source = `HDFS ${dir} (Parquet, DuckDB)`;
   let asOf: string | null = null;
@@ -148,7 +156,9 @@ export async function queryExports(
   try {
     await conn.run("SET TimeZone = 'UTC'");
     for (const table of tables) {
-      if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`bad table name ${table}`);
+      if (!/^[a-z_][a-z0-9_]*$/.test(table)) {
+        throw new Error(`bad table name ${table}`);
+      }
       try {
         const bytes = await hdfs.read(`${dir}/${table}.parquet`);
         await Deno.writeFile(`${work}/${table}.parquet`, bytes);
@@ -164,7 +174,9 @@ export async function queryExports(
       try {
         const reader = await conn.runAndReadAll(sql);
         data[name] = reader.getRowObjects().map((row) =>
-          Object.fromEntries(Object.entries(row).map(([k, v]) => [k, toJson(v)]))
+          Object.fromEntries(
+            Object.entries(row).map(([k, v]) => [k, toJson(v)]),
+          )
         );
       } catch (err) {
         errors.push(`${name}: ${err instanceof Error ? err.message : err}`);

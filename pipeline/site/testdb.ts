@@ -20,7 +20,10 @@ export async function createTestDb(name: string): Promise<TestDb> {
   try {
     const testing = await import("../testing.ts");
     const t = await testing.createTestEnv(name);
-    const pool = new pg.Pool({ connectionString: t.config.postgres.url, max: 4 });
+    const pool = new pg.Pool({
+      connectionString: t.config.postgres.url,
+      max: 4,
+    });
     return {
       config: t.config,
       env: t.env,
@@ -31,11 +34,18 @@ export async function createTestDb(name: string): Promise<TestDb> {
       },
     };
   } catch (err) {
-    if (!(err instanceof TypeError) && !String(err).includes("Module not found")) throw err;
+    if (
+      !(err instanceof TypeError) && !String(err).includes("Module not found")
+    ) throw err;
   }
   const base = loadConfig();
-  const db = `logpipe_test_${name.replace(/\W/g, "_")}_${Date.now().toString(36)}`;
-  await withConnection(base.postgres.url, (c) => c.query(`create database ${db}`));
+  const db = `logpipe_test_${name.replace(/\W/g, "_")}_${
+    Date.now().toString(36)
+  }`;
+  await withConnection(
+    base.postgres.url,
+    (c) => c.query(`create database ${db}`),
+  );
   const url = new URL(base.postgres.url);
   url.pathname = `/${db}`;
   const env = { LOGPIPE_DATABASE_URL: url.toString() };
