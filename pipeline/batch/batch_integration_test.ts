@@ -225,9 +225,9 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const t = await createBatchTestEnv("backfill");
-    // 200 events/s of event time: 3 batches span several hours.
+    // 1 event/s of event time: 9,000 events span 09:30 to 12:00.
     const fx = new RawZoneFixture(createWebHdfs(t.config), t.config.hdfs.rawDir, t.config.kafka.topic, {
-      rate: 2,
+      rate: 1,
       startTime: new Date("2026-01-05T09:30:00Z"),
     });
     const url = t.config.postgres.url;
@@ -235,7 +235,7 @@ Deno.test({
         count(distinct event_id)::int as d, sum(coalesce(amount, 0))::text as amount
       from raw.events group by 1 order by 1`;
     try {
-      await fx.writeBatch(6000);
+      await fx.writeBatch(9000);
       const first = await runDag(t.config, { skipGroups: [...SKIP], log: quiet });
       assert.equal(first.state, "success", first.error);
       const before = await q<{ h: Date; n: number }>(url, perHour);
