@@ -1033,7 +1033,6 @@ export class EventGenerator implements Iterable<GeneratedRecord> {
     const kind = BAD_KIND_LIST[this.#badTurn++ % BAD_KIND_LIST.length];
     this.stats.bad[kind]++;
     const ts = Math.floor(this.#clock);
-    const rng = this.#badRng;
     const turn = Math.floor(this.#badTurn / BAD_KIND_LIST.length);
     const base = this.#template(
       ts,

@@ -721,7 +721,7 @@ function catalogId(
     num < 0 ||
     (fixedDigits > 0
       ? n !== fixedDigits
-      : v.charCodeAt(prefix.length) === 48 /* no leading zero */)
+      : n > 1 && v.charCodeAt(prefix.length) === 48 /* no leading zero */)
   ) {
     return fail("invalid_value", `${name}: ${quote(v)} is malformed`);
   }
