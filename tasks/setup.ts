@@ -97,9 +97,12 @@ function have(cmd: string): boolean {
 }
 
 // Prerequisites a laptop must have (the README lists them).
-const missing = ["node", "npm", "java", "mvn", "python3"].filter((c) =>
-  !have(c)
-);
+// Java and Maven only matter for services we run ourselves (external mode
+// needs neither: see the app image in docker-compose.yaml).
+const localJvm = !Deno.env.get("LOGPIPE_KAFKA_BROKERS") ||
+  !Deno.env.get("LOGPIPE_WEBHDFS_URL");
+const missing = ["node", "npm", "python3", ...(localJvm ? ["java", "mvn"] : [])]
+  .filter((c) => !have(c));
 if (missing.length) {
   console.error(
     `error: missing prerequisites on PATH: ${
@@ -133,7 +136,13 @@ Deno.mkdirSync(LOCAL, { recursive: true });
 }
 
 // 2. Kafka and Hadoop jars (separate folders: their jars conflict).
-for (const name of ["kafka", "hadoop"]) {
+// Kafka's jars also carry its perf tools (deno task bench), so they are
+// fetched whenever Java is at hand; Hadoop's only when HDFS runs locally.
+const jarSets = [
+  ...(have("java") && have("mvn") ? ["kafka"] : []),
+  ...(!Deno.env.get("LOGPIPE_WEBHDFS_URL") ? ["hadoop"] : []),
+];
+for (const name of jarSets) {
   const pom = `${ROOT}/pipeline/services/jvm/${name}/pom.xml`;
   const out = `${LOCAL}/jars/${name}`;
   const stampPath = `${out}/.logpipe-stamp`;
