@@ -1,0 +1,387 @@
+/**
+ * Helpers for the consumer's integration tests (real Kafka, HDFS, Postgres):
+ * produce a generated stream and remember what was sent, run the consumer as
+ * a real process, and read both HDFS zones back (Parquet through DuckDB) to
+ * check exactly-once by event_id AND by Kafka coordinates.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { CompressionTypes } from "kafkajs";
+import type { Config } from "../config.ts";
+import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
+import { createWebHdfs } from "../clients/webhdfs.ts";
+import {
+  BAD_KINDS,
+  createGenerator,
+  recordBytes,
+} from "../events/generator.ts";
+import { validateEvent } from "../events/schema.ts";
+import { parseDataFileName, parseRawPartition } from "./file_names.ts";
+import type { DeadLetterRecord } from "./dead_letter.ts";
+import { decodeBase64 } from "./base64.ts";
+
+/** What was produced, to compare the zones with. */
+export interface Produced {
+  total: number;
+  /** event_id → [event_type, country] of every valid event. */
+  good: Map<string, [string, string]>;
+  /** SHA-256 (hex) of the value bytes → expected reasons, of every rejected record. */
+  bad: Map<string, string[]>;
+  badCount: number;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Produces `count` generated records (seeded, with `badRate` injected bad
+ * ones) to the configured topic with an idempotent acks=all producer.
+ * The generator's oversized records (2 MiB) are cut to 70 KB — still over the
+ * validator's 64 KiB limit, so still `too_large` — to keep tests fast.
+ */
+export async function produceGenerated(
+  config: Config,
+  opts: {
+    count: number;
+    badRate?: number;
+    seed?: string;
+    rate?: number;
+    startTime?: number;
+  },
+): Promise<Produced> {
+  const gen = createGenerator({
+    seed: opts.seed ?? "consumer-test",
+    startTime: opts.startTime ?? Date.now() - 60_000,
+    rate: opts.rate ?? 2_000,
+    badRate: opts.badRate ?? 0,
+  });
+  const producer = createKafka(config, { quiet: true }).producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  const produced: Produced = {
+    total: 0,
+    good: new Map(),
+    bad: new Map(),
+    badCount: 0,
+  };
+  let batch: { key: string; value: Uint8Array }[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    await producer.send({
+      topic: config.kafka.topic,
+      acks: -1,
+      compression: CompressionTypes.None,
+      messages: batch.map((m) => ({
+        key: m.key,
+        value: Buffer.from(
+          m.value.buffer,
+          m.value.byteOffset,
+          m.value.byteLength,
+        ),
+      })),
+    });
+    batch = [];
+  };
+  try {
+    for (const rec of gen) {
+      let value = recordBytes(rec);
+      if (rec.bad === "too_large") value = value.slice(0, 70_000);
+      const res = validateEvent(value);
+      if (res.ok) {
+        produced.good.set(res.event.event_id, [
+          res.event.event_type,
+          res.event.geo.country,
+        ]);
+      } else {
+        // The generator's own label must agree with the validator.
+        if (rec.bad && BAD_KINDS[rec.bad]) {
+          assert.equal(res.reason, BAD_KINDS[rec.bad]);
+        }
+        const h = await sha256Hex(value);
+        produced.bad.set(h, [...(produced.bad.get(h) ?? []), res.reason]);
+        produced.badCount++;
+      }
+      batch.push({ key: rec.key, value });
+      produced.total++;
+      if (batch.length >= 2_000) await flush();
+      if (produced.total >= opts.count) break;
+    }
+    await flush();
+  } finally {
+    await producer.disconnect();
+  }
+  return produced;
+}
+
+/** A row of the raw zone as read back. */
+export interface RawRow {
+  event_id: string;
+  event_type: string;
+  geo_country: string;
+  kafka_partition: number;
+  kafka_offset: number;
+  file: string;
+}
+
+/** Everything both zones hold. */
+export interface ZoneContents {
+  raw: RawRow[];
+  deadLetters: Array<DeadLetterRecord & { file: string }>;
+  /** Files whose names are not committed-file names (must be none). */
+  foreign: string[];
+  /** Entries left in _tmp/staging and _tmp/committed. */
+  leftovers: string[];
+  rawFiles: number;
+  rawBytes: number;
+}
+
+/** Downloads the raw zone (Parquet, read with DuckDB) and the dead-letter zone. */
+export async function readZones(config: Config): Promise<ZoneContents> {
+  const hdfs = createWebHdfs(config);
+  const tmp = await Deno.makeTempDir({ prefix: "logpipe-zones-" });
+  try {
+    const foreign: string[] = [];
+    const rawFiles = await hdfs.walk(config.hdfs.rawDir);
+    let i = 0;
+    const local: string[] = [];
+    let rawBytes = 0;
+    const queue = [...rawFiles];
+    const worker = async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const n = parseDataFileName(f.pathSuffix);
+        if (!n || n.extension !== "parquet" || !parseRawPartition(f.path)) {
+          foreign.push(f.path);
+          continue;
+        }
+        const dst = `${tmp}/${++i}__${f.pathSuffix}`;
+        const bytes = await hdfs.read(f.path);
+        rawBytes += bytes.byteLength;
+        await Deno.writeFile(dst, bytes);
+        local.push(dst);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    const raw: RawRow[] = [];
+    if (local.length) {
+      const inst = await DuckDBInstance.create(":memory:");
+      const con = await inst.connect();
+      try {
+        const res = await con.runAndReadAll(
+          `select event_id, event_type, geo_country, kafka_partition, kafka_offset::bigint, filename,
+                  strftime(event_ts at time zone 'UTC', '%Y-%m-%d %H')
+             from read_parquet('${tmp}/*.parquet', filename = true)`,
+        );
+        for (const r of res.getRows()) {
+          const file = String(r[5]).split("/").pop()!.replace(/^\d+__/, "");
+          raw.push({
+            event_id: String(r[0]),
+            event_type: String(r[1]),
+            geo_country: String(r[2]),
+            kafka_partition: Number(r[3]),
+            kafka_offset: Number(r[4]),
+            file: file + "@" + String(r[6]),
+          });
+        }
+      } finally {
+        con.closeSync();
+        inst.closeSync();
+      }
+    }
+    const deadLetters: ZoneContents["deadLetters"] = [];
+    for (const f of await hdfs.walk(config.hdfs.deadLetterDir)) {
+      const n = parseDataFileName(f.pathSuffix);
+      if (
+        !n || n.extension !== "ndjson" ||
+        !/\/date=\d{4}-\d{2}-\d{2}\//.test(f.path)
+      ) {
+        foreign.push(f.path);
+        continue;
+      }
+      for (const line of (await hdfs.readText(f.path)).split("\n")) {
+        if (line) deadLetters.push({ ...JSON.parse(line), file: f.pathSuffix });
+      }
+    }
+    const leftovers: string[] = [];
+    for (const d of ["staging", "committed"]) {
+      for (const s of await hdfs.listOrEmpty(`${config.hdfs.root}/_tmp/${d}`)) {
+        leftovers.push(`${d}/${s.pathSuffix}`);
+      }
+    }
+    return {
+      raw,
+      deadLetters,
+      foreign,
+      leftovers,
+      rawFiles: local.length,
+      rawBytes,
+    };
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/**
+ * Asserts exactly-once: every produced valid event_id once in the raw zone
+ * and nothing else; every rejected record once in the dead-letter zone with
+ * its reason; every Kafka offset of the topic in exactly one of the two; each
+ * file's name matches the offsets it holds; no leftovers.
+ */
+export async function assertExactlyOnce(
+  config: Config,
+  produced: Produced,
+  z?: ZoneContents,
+): Promise<ZoneContents> {
+  z ??= await readZones(config);
+  assert.deepEqual(z.foreign, [], "only committed files in the zones");
+  assert.deepEqual(
+    z.leftovers,
+    [],
+    "no staging or committed batch folders left",
+  );
+  // by event id
+  const seen = new Set<string>();
+  const dupes: string[] = [];
+  for (const r of z.raw) {
+    if (seen.has(r.event_id)) dupes.push(r.event_id);
+    seen.add(r.event_id);
+  }
+  assert.deepEqual(
+    dupes.slice(0, 5),
+    [],
+    `duplicate event ids (${dupes.length})`,
+  );
+  const missing = [...produced.good.keys()].filter((id) => !seen.has(id));
+  assert.deepEqual(
+    missing.slice(0, 5),
+    [],
+    `missing event ids (${missing.length})`,
+  );
+  assert.equal(
+    z.raw.length,
+    produced.good.size,
+    "raw rows = valid events produced",
+  );
+  // dead letters by original bytes and reason
+  const expected = new Map(
+    [...produced.bad].map(([h, rs]) => [h, [...rs].sort()]),
+  );
+  const got = new Map<string, string[]>();
+  for (const d of z.deadLetters) {
+    const bytes = d.value_base64 === null
+      ? new Uint8Array()
+      : decodeBase64(d.value_base64);
+    const h = await sha256Hex(bytes);
+    got.set(h, [...(got.get(h) ?? []), d.reason]);
+  }
+  for (const v of got.values()) v.sort();
+  assert.equal(
+    z.deadLetters.length,
+    produced.badCount,
+    "dead letters = rejected records",
+  );
+  assert.deepEqual(
+    got,
+    expected,
+    "dead letters carry the original bytes and reasons",
+  );
+  // by Kafka coordinates: each offset exactly once over both zones
+  const ends = await topicEndOffsets(config);
+  const byPartition = new Map<number, number[]>();
+  for (const r of z.raw) {
+    (byPartition.get(r.kafka_partition) ??
+      byPartition.set(r.kafka_partition, []).get(r.kafka_partition)!)
+      .push(r.kafka_offset);
+  }
+  for (const d of z.deadLetters) {
+    (byPartition.get(d.partition) ??
+      byPartition.set(d.partition, []).get(d.partition)!).push(
+        d.offset,
+      );
+  }
+  for (const [p, { low, high }] of ends) {
+    const offs = (byPartition.get(p) ?? []).sort((a, b) => a - b);
+    assert.equal(
+      offs.length,
+      Number(high - low),
+      `partition ${p}: one record per offset`,
+    );
+    for (let i = 0; i < offs.length; i++) {
+      if (offs[i] !== Number(low) + i) {
+        assert.fail(
+          `partition ${p}: offset ${Number(low) + i} missing or duplicated`,
+        );
+      }
+    }
+  }
+  // file names match their contents (first/last offset, partition, hour folder)
+  const files = new Map<string, { p: number; lo: number; hi: number }>();
+  for (const r of z.raw) {
+    const f = files.get(r.file);
+    if (!f) {
+      files.set(r.file, {
+        p: r.kafka_partition,
+        lo: r.kafka_offset,
+        hi: r.kafka_offset,
+      });
+    } else {
+      f.lo = Math.min(f.lo, r.kafka_offset);
+      f.hi = Math.max(f.hi, r.kafka_offset);
+    }
+  }
+  const hoursPerFile = new Map<string, number>();
+  for (const [key, f] of files) {
+    const name = key.slice(0, key.indexOf("@"));
+    const n = parseDataFileName(name)!;
+    assert.deepEqual([n.partition, n.firstOffset, n.lastOffset], [
+      f.p,
+      f.lo,
+      f.hi,
+    ], name);
+    hoursPerFile.set(name, (hoursPerFile.get(name) ?? 0) + 1);
+  }
+  for (const [name, hours] of hoursPerFile) {
+    assert.equal(hours, 1, `${name} holds one event hour`);
+  }
+  return z;
+}
+
+/** Spawns `deno task consume` as a child process with the test's environment. */
+export function spawnConsumer(
+  env: Record<string, string>,
+  args: string[] = [],
+  opts: {
+    stdout?: "piped" | "null" | "inherit";
+    stderr?: "piped" | "null" | "inherit";
+  } = {},
+): Deno.ChildProcess {
+  const root = new URL("../..", import.meta.url).pathname;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}tasks/consume.ts`, ...args],
+    cwd: root,
+    env: { ...env, LOGPIPE_LOG_LEVEL: env.LOGPIPE_LOG_LEVEL ?? "warn" },
+    stdout: opts.stdout ?? "null",
+    stderr: opts.stderr ?? "inherit",
+    stdin: "null",
+  }).spawn();
+}
+
+/** Runs the consumer with --until-caught-up to the end; returns its JSON summary. */
+export async function consumeUntilCaughtUp(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<Record<string, unknown>> {
+  const child = spawnConsumer(env, ["--until-caught-up", "--json", ...args], {
+    stdout: "piped",
+  });
+  const out = await child.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, `consumer exited ${out.code}: ${text}`);
+  return JSON.parse(text.trim().split("\n").at(-1)!);
+}
