@@ -71,6 +71,13 @@ Deno.test(".env parsing: comments, export, quotes", () => {
   );
 });
 
+Deno.test("the README lists every variable", () => {
+  const text = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  for (const name of Object.keys(VARIABLES)) {
+    assert.ok(text.includes(`\`${name}\``), `${name} missing from README.md`);
+  }
+});
+
 Deno.test(".env.example documents every variable", () => {
   const text = Deno.readTextFileSync(
     new URL("../.env.example", import.meta.url),
