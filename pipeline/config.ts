@@ -72,7 +72,11 @@ export interface NotifyConfig {
   emailTo: string[];
 }
 
+export type Ports = { [K in keyof typeof DEFAULT_PORTS]: number };
+
 export interface Config {
+  /** Ports of the local services: DEFAULT_PORTS + LOGPIPE_PORT_OFFSET. */
+  ports: Ports;
   /** Absolute path of the project root (where deno.json lives). */
   projectRoot: string;
   /** Absolute path of the git-ignored local state folder. */
@@ -89,6 +93,8 @@ export interface Config {
 /** Every variable the project reads, with what it means (README and .env.example list the same). */
 export const VARIABLES: Record<string, string> = {
   LOGPIPE_HOME: "local state folder (default: <project>/.local)",
+  LOGPIPE_PORT_OFFSET:
+    "added to every local port (default 0), to run a second instance beside the first",
   LOGPIPE_KAFKA_BROKERS:
     "comma-separated host:port list; set = external Kafka, not started locally",
   LOGPIPE_TOPIC: "event topic (default LogEvents)",
@@ -253,12 +259,22 @@ export function loadConfig(
   };
   const projectRoot = PROJECT_ROOT;
   const localDir = get("LOGPIPE_HOME") ?? `${projectRoot}/.local`;
+  const offset = parseIntSetting(
+    "LOGPIPE_PORT_OFFSET",
+    get("LOGPIPE_PORT_OFFSET"),
+    0,
+    0,
+    10_000,
+  );
+  const ports = Object.fromEntries(
+    Object.entries(DEFAULT_PORTS).map(([k, v]) => [k, v + offset]),
+  ) as Ports;
 
   const brokersEnv = get("LOGPIPE_KAFKA_BROKERS");
   const kafka: KafkaConfig = {
     brokers: brokersEnv
       ? parseBrokers(brokersEnv)
-      : [`${LOCAL_HOST}:${DEFAULT_PORTS.kafka}`],
+      : [`${LOCAL_HOST}:${ports.kafka}`],
     external: brokersEnv !== undefined,
     topic: parseName("LOGPIPE_TOPIC", get("LOGPIPE_TOPIC") ?? "LogEvents"),
     partitions: parseIntSetting(
@@ -279,7 +295,7 @@ export function loadConfig(
   const webhdfsUrl = webhdfsEnv
     ? parseUrlSetting("LOGPIPE_WEBHDFS_URL", webhdfsEnv, ["http:", "https:"])
       .origin
-    : `http://${LOCAL_HOST}:${DEFAULT_PORTS.namenodeHttp}`;
+    : `http://${LOCAL_HOST}:${ports.namenodeHttp}`;
   const hdfsRoot = parseHdfsPath(
     "LOGPIPE_HDFS_ROOT",
     get("LOGPIPE_HDFS_ROOT") ?? "/logpipe",
@@ -312,7 +328,7 @@ export function loadConfig(
     const password = readSecretFile(`${localDir}/postgres/logpipe.password`) ??
       "";
     dbUrl = new URL(
-      `postgres://logpipe@${LOCAL_HOST}:${DEFAULT_PORTS.postgres}/logpipe`,
+      `postgres://logpipe@${LOCAL_HOST}:${ports.postgres}/logpipe`,
     );
     dbUrl.password = password;
   }
@@ -340,7 +356,7 @@ export function loadConfig(
     port: parseIntSetting(
       "LOGPIPE_API_PORT",
       get("LOGPIPE_API_PORT"),
-      DEFAULT_PORTS.api,
+      ports.api,
       1,
       65535,
     ),
@@ -383,6 +399,7 @@ export function loadConfig(
   }
 
   return {
+    ports,
     projectRoot,
     localDir,
     kafka,

@@ -7,7 +7,7 @@
  * consumer can commit what was produced), flushing and committing.
  */
 import { intFlag, parseCli, runMain, UsageError } from "../pipeline/cli.ts";
-import { type Config, DEFAULT_PORTS } from "../pipeline/config.ts";
+import type { Config } from "../pipeline/config.ts";
 import {
   servicesDown,
   servicesStatus,
@@ -248,7 +248,7 @@ await runMain(async () => {
     await servicesDown({ say: (l) => say(`  ${l}`), config });
   } else {
     say(
-      `services left running (deno task services down stops them); ports ${DEFAULT_PORTS.kafka}, ${DEFAULT_PORTS.namenodeHttp}, ${DEFAULT_PORTS.postgres}`,
+      `services left running (deno task services down stops them); ports ${config.ports.kafka}, ${config.ports.namenodeHttp}, ${config.ports.postgres}`,
     );
   }
   return 0;

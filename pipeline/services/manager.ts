@@ -4,7 +4,7 @@
  * live under LOGPIPE_HOME. A service whose LOGPIPE_* URL is set is external:
  * never started or stopped here, only health-checked.
  */
-import { type Config, DEFAULT_PORTS, loadConfig } from "../config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { ensureTopic } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { withConnection } from "../clients/postgres.ts";
@@ -44,7 +44,7 @@ export const SERVICE_NAMES: ServiceName[] = [
 interface ServiceSpec {
   name: ServiceName;
   label: string;
-  ports: number[];
+  ports: (c: Config) => number[];
   address: (c: Config) => string;
   external: (c: Config) => boolean;
   pid: (c: Config) => number | undefined;
@@ -78,7 +78,7 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
   postgres: {
     name: "postgres",
     label: "PostgreSQL",
-    ports: [DEFAULT_PORTS.postgres],
+    ports: (c) => [c.ports.postgres],
     address: (c) =>
       `${c.postgres.host}:${c.postgres.port}/${c.postgres.database}`,
     external: (c) => c.postgres.external,
@@ -96,7 +96,7 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
   namenode: {
     name: "namenode",
     label: "HDFS NameNode",
-    ports: [DEFAULT_PORTS.namenodeHttp, DEFAULT_PORTS.namenodeRpc],
+    ports: (c) => [c.ports.namenodeHttp, c.ports.namenodeRpc],
     address: (c) => c.hdfs.webhdfsUrl,
     external: (c) => c.hdfs.external,
     pid: (c) => readLivePid(pidFile(c, "namenode")),
@@ -107,12 +107,12 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
   datanode: {
     name: "datanode",
     label: "HDFS DataNode",
-    ports: [
-      DEFAULT_PORTS.datanodeHttp,
-      DEFAULT_PORTS.datanodeData,
-      DEFAULT_PORTS.datanodeIpc,
+    ports: (c) => [
+      c.ports.datanodeHttp,
+      c.ports.datanodeData,
+      c.ports.datanodeIpc,
     ],
-    address: () => `127.0.0.1:${DEFAULT_PORTS.datanodeHttp}`,
+    address: (c) => `127.0.0.1:${c.ports.datanodeHttp}`,
     external: (c) => c.hdfs.external,
     pid: (c) => readLivePid(pidFile(c, "datanode")),
     start: (c) => startDataNode(c),
@@ -122,7 +122,7 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
   kafka: {
     name: "kafka",
     label: "Kafka",
-    ports: [DEFAULT_PORTS.kafka, DEFAULT_PORTS.kafkaController],
+    ports: (c) => [c.ports.kafka, c.ports.kafkaController],
     address: (c) => c.kafka.brokers.join(","),
     external: (c) => c.kafka.external,
     pid: (c) => readLivePid(pidFile(c, "kafka")),
@@ -152,8 +152,8 @@ function ensureDirs(c: Config): void {
 }
 
 /** Checks that the ports a service needs are not held by something else. */
-function assertPortsFree(spec: ServiceSpec): void {
-  for (const port of spec.ports) {
+function assertPortsFree(spec: ServiceSpec, config: Config): void {
+  for (const port of spec.ports(config)) {
     if (!portIsFree(port)) {
       throw new ServiceError(
         `port ${port} on 127.0.0.1 is already in use by another process (${spec.label} needs it); stop that process or set the service's LOGPIPE_* URL to use it externally`,
@@ -172,7 +172,7 @@ export async function startService(
   if (spec.external(config)) return "external";
   ensureDirs(config);
   if (spec.pid(config)) return "running";
-  assertPortsFree(spec);
+  assertPortsFree(spec, config);
   try {
     await spec.start(config);
   } catch (err) {

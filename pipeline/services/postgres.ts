@@ -5,7 +5,7 @@
  * `postgres` OS user. Passwords are generated on first start and kept in the
  * git-ignored state folder (mode 600), never in the repository.
  */
-import { type Config, DEFAULT_PORTS } from "../config.ts";
+import type { Config } from "../config.ts";
 import { logFile, servicePaths } from "./paths.ts";
 import { isAlive } from "./process.ts";
 
@@ -112,7 +112,9 @@ export function postgresPid(
 }
 
 /** initdb on first start; checks the server user can reach the folder. */
-async function initCluster(config: Pick<Config, "localDir">): Promise<void> {
+async function initCluster(
+  config: Pick<Config, "localDir" | "ports">,
+): Promise<void> {
   const d = pgDirs(config);
   Deno.mkdirSync(d.dir, { recursive: true });
   try {
@@ -149,7 +151,7 @@ async function initCluster(config: Pick<Config, "localDir">): Promise<void> {
   const conf = [
     "# logpipe (pipeline/services/postgres.ts)",
     "listen_addresses = '127.0.0.1'",
-    `port = ${DEFAULT_PORTS.postgres}`,
+    `port = ${config.ports.postgres}`,
     `unix_socket_directories = '${d.socket}'`,
     "max_connections = 200",
     "shared_buffers = 256MB",
@@ -180,7 +182,7 @@ async function initCluster(config: Pick<Config, "localDir">): Promise<void> {
 
 /** Starts the server (pg_ctl -w waits until it accepts connections). */
 export async function startPostgres(
-  config: Pick<Config, "localDir">,
+  config: Pick<Config, "localDir" | "ports">,
 ): Promise<number> {
   await initCluster(config);
   const d = pgDirs(config);
@@ -227,7 +229,7 @@ export async function stopPostgres(
 
 /** Runs SQL as the superuser over the private socket. */
 export async function superuserSql(
-  config: Pick<Config, "localDir">,
+  config: Pick<Config, "localDir" | "ports">,
   sql: string,
   database = "postgres",
 ): Promise<string> {
@@ -241,7 +243,7 @@ export async function superuserSql(
     "-h",
     d.socket,
     "-p",
-    String(DEFAULT_PORTS.postgres),
+    String(config.ports.postgres),
     "-U",
     OS_USER,
     "-d",
@@ -261,7 +263,7 @@ function sqlLiteral(s: string): string {
  * read-only BI role. Idempotent.
  */
 export async function bootstrapRoles(
-  config: Pick<Config, "localDir" | "postgres">,
+  config: Pick<Config, "localDir" | "postgres" | "ports">,
 ): Promise<void> {
   const d = pgDirs(config);
   const owner = readOrCreateSecret(d.ownerPasswordFile);
