@@ -9,6 +9,15 @@
  * from the real generator, producer, consumer and batch instead.
  */
 import type pg from "pg";
+import {
+  CATEGORIES as SCHEMA_CATEGORIES,
+  COUNTRIES,
+  ERROR_CODES,
+  EVENT_TYPE_SERVICE,
+  FAILURE_REASON_LIST,
+  PAYMENT_METHODS,
+  SHIPPING_METHODS,
+} from "../events/schema.ts";
 
 /** mulberry32: a small, fast, seeded PRNG (deterministic across runs). */
 export function mulberry32(seed: number): () => number {
@@ -22,37 +31,27 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-const CATEGORIES: Record<string, string[]> = {
-  Electronics: ["Audio", "Cameras", "Laptops", "Smartphones", "TVs"],
-  Fashion: ["Accessories", "Footwear", "Kids' Fashion", "Men's Wear", "Women's Wear"],
-  "Home & Kitchen": ["Appliances", "Bedding", "Cookware", "Decor", "Furniture"],
-  Books: ["Biographies", "Children's", "Educational", "Fiction", "Non-Fiction"],
-  Beauty: ["Fragrances", "Grooming", "Haircare", "Makeup", "Skincare"],
-  Grocery: ["Beverages", "Cleaning", "Food", "Personal Care", "Snacks"],
-  Toys: ["Action Figures", "Dolls", "Educational", "Outdoor", "Puzzles"],
-  Sports: ["Cycling", "Fitness", "Outdoor", "Swimwear", "Team Sports"],
-};
-const GEO: Array<[string, string[]]> = [
-  ["US", ["New York", "San Francisco", "Chicago", "Austin"]],
-  ["UK", ["London", "Manchester", "Liverpool"]],
-  ["DE", ["Berlin", "Munich", "Frankfurt"]],
-  ["IN", ["Mumbai", "Delhi", "Bangalore"]],
-  ["EG", ["Cairo", "Alexandria", "Giza"]],
-  ["FR", ["Paris", "Lyon", "Marseille"]],
-  ["ES", ["Madrid", "Barcelona", "Valencia"]],
-  ["SA", ["Riyadh", "Jeddah", "Mecca"]],
-];
+// Enumerations come from the event contract, so fixture rows are valid events.
+const CATEGORIES: Record<string, readonly string[]> = SCHEMA_CATEGORIES;
+const GEO: Array<[string, string[]]> = Object.entries(COUNTRIES).map((
+  [code, c],
+) => [code, c.cities.map((city) => city.name)]);
 const DEVICES = ["desktop", "mobile", "tablet"];
-const PAYMENTS = ["credit_card", "paypal", "bank_transfer"];
-const SHIPPING = ["standard", "express", "pickup"];
-const QUERIES = ["laptop", "shoes", "t-shirt", "book", "headphones", "sofa", "dress", "camera"];
-const ERRORS: Array<[string, string, number]> = [
-  ["PAYMENT_DECLINED", "Payment processing failed", 402],
-  ["INVENTORY_TIMEOUT", "Inventory check timeout", 504],
-  ["AUTH_FAILED", "User authentication error", 401],
-  ["PRODUCT_NOT_FOUND", "Product not found", 404],
-  ["CART_UPDATE_FAILED", "Cart update failed", 500],
+const PAYMENTS: readonly string[] = PAYMENT_METHODS;
+const SHIPPING: readonly string[] = SHIPPING_METHODS;
+const QUERIES = [
+  "laptop",
+  "shoes",
+  "t-shirt",
+  "book",
+  "headphones",
+  "sofa",
+  "dress",
+  "camera",
 ];
+const ERRORS: Array<[string, string, number, string]> = Object.entries(
+  ERROR_CODES,
+).map(([code, e]) => [code, e.message, e.http_status, e.service]);
 
 /** Options of a fixture. */
 export interface FixtureOptions {
@@ -82,7 +81,16 @@ type Row = Record<string, unknown>;
 /** The user catalog rows. */
 export function fixtureUsers(n: number, seed: number): Row[] {
   const r = mulberry32(seed ^ 0x5eed);
-  const first = ["ahmed", "mona", "omar", "sara", "youssef", "nour", "karim", "laila"];
+  const first = [
+    "ahmed",
+    "mona",
+    "omar",
+    "sara",
+    "youssef",
+    "nour",
+    "karim",
+    "laila",
+  ];
   const last = ["hassan", "ali", "ibrahim", "mahmoud", "farouk"];
   return Array.from({ length: n }, (_, i) => {
     const f = first[Math.floor(r() * first.length)];
@@ -92,7 +100,9 @@ export function fixtureUsers(n: number, seed: number): Row[] {
       user_id: `user_${i + 1}`,
       username: `${f}_${l}_${100 + (i % 900)}`,
       email: `${f}.${l}.${i + 1}@example.com`,
-      full_name: `${f[0].toUpperCase()}${f.slice(1)} ${l[0].toUpperCase()}${l.slice(1)}`,
+      full_name: `${f[0].toUpperCase()}${f.slice(1)} ${l[0].toUpperCase()}${
+        l.slice(1)
+      }`,
       first_name: f,
       last_name: l,
       sex: i % 2 ? "female" : "male",
@@ -129,13 +139,17 @@ export function fixtureProducts(n: number, seed: number, asOf: Date): Row[] {
 }
 
 function uuidFrom(r: () => number): string {
-  const hex = Array.from({ length: 32 }, () => Math.floor(r() * 16).toString(16)).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  const hex = Array.from(
+    { length: 32 },
+    () => Math.floor(r() * 16).toString(16),
+  ).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${
+    hex.slice(17, 20)
+  }-${hex.slice(20, 32)}`;
 }
 
 const BASE: Row = {
   schema_version: 1,
-  service: "ecommerce-platform",
   product_id: null,
   quantity: null,
   unit_price: null,
@@ -204,12 +218,17 @@ export async function generateEvents(
       return new Date(t);
     };
     const emit = (type: string, extra: Row, ts: Date = next()) => {
-      const level = type === "error" || type === "order_failed" ? "ERROR" : "INFO";
+      const level = type === "error" || type === "order_failed"
+        ? "ERROR"
+        : "INFO";
       const row: Row = {
         ...BASE,
         ...ctx,
         event_id: uuidFrom(r),
         event_type: type,
+        service: type === "error"
+          ? undefined
+          : EVENT_TYPE_SERVICE[type as keyof typeof EVENT_TYPE_SERVICE],
         event_ts: ts.toISOString(),
         level,
         response_time_ms: 20 + Math.floor(r() * 400),
@@ -235,20 +254,35 @@ export async function generateEvents(
       }, at);
     }
     for (let v = 0; v < views; v++) {
-      const pid = `prod_${String(1 + Math.floor(r() * opts.products)).padStart(5, "0")}`;
+      const pid = `prod_${
+        String(1 + Math.floor(r() * opts.products)).padStart(5, "0")
+      }`;
       const viewed = next();
-      emit("product_view", { product_id: pid, unit_price: priceOf(pid, viewed) }, viewed);
+      emit("product_view", {
+        product_id: pid,
+        unit_price: priceOf(pid, viewed),
+      }, viewed);
       if (r() < 0.4) {
         const q = 1 + Math.floor(r() * 3);
         cart.push({ product_id: pid, quantity: q });
         const carted = next();
-        emit("add_to_cart", { product_id: pid, quantity: q, unit_price: priceOf(pid, carted) }, carted);
+        emit("add_to_cart", {
+          product_id: pid,
+          quantity: q,
+          unit_price: priceOf(pid, carted),
+        }, carted);
       }
     }
     if (r() < 0.05) {
-      const [code, msg, http] = ERRORS[Math.floor(r() * ERRORS.length)];
+      const [code, msg, http, service] = ERRORS[Math.floor(r() * ERRORS.length)];
       const at = next();
-      emit("error", { error_code: code, error_message: msg, http_status: http, error_at: at.toISOString() }, at);
+      emit("error", {
+        error_code: code,
+          service,
+        error_message: msg,
+        http_status: http,
+        error_at: at.toISOString(),
+      }, at);
     }
     if (cart.length > 0 && r() < 0.6) {
       const orderId = `ord_${opts.seed}_${s}`;
@@ -257,7 +291,11 @@ export async function generateEvents(
       const items = cart.map((c) => {
         const unit = priceOf(c.product_id, placedAt);
         cents += c.quantity * Math.round(Number(unit) * 100);
-        return { product_id: c.product_id, quantity: c.quantity, unit_price: Number(unit) };
+        return {
+          product_id: c.product_id,
+          quantity: c.quantity,
+          unit_price: Number(unit),
+        };
       });
       const amount = (cents / 100).toFixed(2);
       emit("purchase", {
@@ -273,7 +311,10 @@ export async function generateEvents(
           order_id: orderId,
           amount,
           shipping_method: SHIPPING[Math.floor(r() * SHIPPING.length)],
-          delivery_estimate: new Date(t + 3 * 86_400_000).toISOString().slice(0, 10),
+          delivery_estimate: new Date(t + 3 * 86_400_000).toISOString().slice(
+            0,
+            10,
+          ),
           items_json: items,
         });
         buf.at(-1)!.completed_at = done.toISOString();
@@ -283,7 +324,7 @@ export async function generateEvents(
         const failed = emit("order_failed", {
           order_id: orderId,
           amount,
-          failure_reason: "payment_declined",
+          failure_reason: FAILURE_REASON_LIST[Math.floor(r() * FAILURE_REASON_LIST.length)],
         });
         buf.at(-1)!.failed_at = failed.toISOString();
         totals.ordersByStatus.failed++;
@@ -301,7 +342,11 @@ export async function generateEvents(
 }
 
 /** Inserts rows into `table` through json_populate_recordset (one round trip per chunk). */
-export async function insertRows(client: pg.ClientBase, table: string, rows: Row[]): Promise<void> {
+export async function insertRows(
+  client: pg.ClientBase,
+  table: string,
+  rows: Row[],
+): Promise<void> {
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]);
   const list = cols.map((c) => `"${c}"`).join(", ");
@@ -315,9 +360,16 @@ export async function insertRows(client: pg.ClientBase, table: string, rows: Row
  * Loads catalogs and `opts.sessions` sessions into the raw tables with the
  * catalog prices (no price change). Returns the independent totals.
  */
-export async function seedRaw(client: pg.ClientBase, opts: FixtureOptions): Promise<FixtureTotals> {
+export async function seedRaw(
+  client: pg.ClientBase,
+  opts: FixtureOptions,
+): Promise<FixtureTotals> {
   const users = fixtureUsers(opts.users, opts.seed);
-  const products = fixtureProducts(opts.products, opts.seed, new Date(opts.start.getTime() - 86_400_000));
+  const products = fixtureProducts(
+    opts.products,
+    opts.seed,
+    new Date(opts.start.getTime() - 86_400_000),
+  );
   if ((opts.firstSession ?? 0) === 0) {
     for (let i = 0; i < users.length; i += 5000) {
       await insertRows(client, "raw.users", users.slice(i, i + 5000));
@@ -326,6 +378,12 @@ export async function seedRaw(client: pg.ClientBase, opts: FixtureOptions): Prom
       await insertRows(client, "raw.products", products.slice(i, i + 5000));
     }
   }
-  const prices = new Map(products.map((p) => [p.product_id as string, p.price as string]));
-  return await generateEvents(opts, (pid) => prices.get(pid)!, (rows) => insertRows(client, "raw.events", rows));
+  const prices = new Map(
+    products.map((p) => [p.product_id as string, p.price as string]),
+  );
+  return await generateEvents(
+    opts,
+    (pid) => prices.get(pid)!,
+    (rows) => insertRows(client, "raw.events", rows),
+  );
 }

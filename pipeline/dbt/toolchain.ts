@@ -34,7 +34,9 @@ export interface DbtPaths {
 }
 
 /** Paths of the toolchain for `config` (per database for target and logs). */
-export function dbtPaths(config: Pick<Config, "localDir" | "postgres">): DbtPaths {
+export function dbtPaths(
+  config: Pick<Config, "localDir" | "postgres">,
+): DbtPaths {
   const venvDir = `${config.localDir}/venv`;
   const db = config.postgres.database.replace(/[^A-Za-z0-9._-]/g, "_");
   return {
@@ -101,8 +103,14 @@ export function dbtEnv(
 }
 
 async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(text),
+  );
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -129,7 +137,11 @@ async function run(
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
 }
 
 /** Writes `text` to `path` atomically (temp file + rename) unless it is already there. */
@@ -148,7 +160,11 @@ async function writeIfChanged(path: string, text: string): Promise<void> {
  * Holds a directory lock (mkdir is atomic) while `fn` runs, so two processes
  * never build the venv at once. A lock older than `staleMs` is taken over.
  */
-async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, staleMs = 15 * 60_000): Promise<T> {
+async function withDirLock<T>(
+  lockDir: string,
+  fn: () => Promise<T>,
+  staleMs = 15 * 60_000,
+): Promise<T> {
   const deadline = Date.now() + staleMs + 60_000;
   for (;;) {
     try {
@@ -161,7 +177,9 @@ async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, staleMs = 1
         await Deno.remove(lockDir, { recursive: true }).catch(() => {});
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockDir}`);
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${lockDir}`);
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -182,7 +200,9 @@ export interface DbtToolchain {
 }
 
 /** Parses `dbt --version` output into core and postgres plugin versions. */
-export function parseDbtVersion(text: string): { core: string; postgres: string } {
+export function parseDbtVersion(
+  text: string,
+): { core: string; postgres: string } {
   const core = /Core:\s*\n\s*-\s*installed:\s*([0-9][^\s]*)/.exec(text)?.[1] ??
     /installed version:\s*([0-9][^\s]*)/.exec(text)?.[1] ?? "";
   const postgres = /postgres:\s*([0-9][^\s]*)/.exec(text)?.[1] ?? "";
@@ -208,7 +228,9 @@ export function parsePins(text: string): Map<string, string> {
  * and safe to call concurrently; fast (two stats and a read) when all is in
  * place.
  */
-export async function ensureDbt(config: Pick<Config, "localDir" | "postgres">): Promise<DbtToolchain> {
+export async function ensureDbt(
+  config: Pick<Config, "localDir" | "postgres">,
+): Promise<DbtToolchain> {
   const paths = dbtPaths(config);
   const requirements = await Deno.readTextFile(REQUIREMENTS_FILE);
   const pins = parsePins(requirements);
@@ -231,7 +253,9 @@ export async function ensureDbt(config: Pick<Config, "localDir" | "postgres">): 
       log.info("installing dbt into the project venv", { venv: paths.venvDir });
       if (!(await exists(`${paths.venvDir}/bin/python`))) {
         const r = await run(python, ["-m", "venv", paths.venvDir]);
-        if (r.code !== 0) throw new Error(`python -m venv failed: ${r.stderr.trim()}`);
+        if (r.code !== 0) {
+          throw new Error(`python -m venv failed: ${r.stderr.trim()}`);
+        }
       }
       // --no-deps: the lock is complete; see the comment in requirements.txt.
       const pip = await run(`${paths.venvDir}/bin/python`, [
@@ -245,24 +269,37 @@ export async function ensureDbt(config: Pick<Config, "localDir" | "postgres">): 
         REQUIREMENTS_FILE,
       ]);
       if (pip.code !== 0) {
-        throw new Error(`pip install of dbt failed:\n${(pip.stdout + pip.stderr).trim().slice(-4000)}`);
+        throw new Error(
+          `pip install of dbt failed:\n${
+            (pip.stdout + pip.stderr).trim().slice(-4000)
+          }`,
+        );
       }
       await Deno.writeTextFile(marker, want + "\n");
       installed = true;
     });
   }
 
-  const v = await run(paths.dbtBin, ["--version"], { env: dbtEnv(config, paths) });
+  const v = await run(paths.dbtBin, ["--version"], {
+    env: dbtEnv(config, paths),
+  });
   const parsed = parseDbtVersion(v.stdout + v.stderr);
   const wantCore = pins.get("dbt-core");
   const wantPg = pins.get("dbt-postgres");
   if (parsed.core !== wantCore || parsed.postgres !== wantPg) {
     throw new Error(
-      `dbt in ${paths.venvDir} is core ${parsed.core || "?"} / postgres ${parsed.postgres || "?"}, ` +
+      `dbt in ${paths.venvDir} is core ${parsed.core || "?"} / postgres ${
+        parsed.postgres || "?"
+      }, ` +
         `expected ${wantCore} / ${wantPg}; delete the venv to rebuild it`,
     );
   }
-  return { paths, dbtVersion: parsed.core, postgresAdapterVersion: parsed.postgres, installed };
+  return {
+    paths,
+    dbtVersion: parsed.core,
+    postgresAdapterVersion: parsed.postgres,
+    installed,
+  };
 }
 
 /** One node's outcome, from target/run_results.json. */
@@ -297,11 +334,18 @@ export interface DbtRunResult {
 /** Extracts the display name from a dbt unique_id. */
 export function nodeName(uniqueId: string): string {
   const parts = uniqueId.split(".");
-  if (parts[0] === "unit_test" && parts.length >= 4) return `${parts[2]}::${parts.slice(3).join(".")}`;
-  if (parts[0] === "test" && parts.length >= 4 && /^[0-9a-f]{10}$/.test(parts.at(-1)!)) {
+  if (parts[0] === "unit_test" && parts.length >= 4) {
+    return `${parts[2]}::${parts.slice(3).join(".")}`;
+  }
+  if (
+    parts[0] === "test" && parts.length >= 4 &&
+    /^[0-9a-f]{10}$/.test(parts.at(-1)!)
+  ) {
     return parts.slice(2, -1).join(".");
   }
-  if (parts[0] === "source" && parts.length >= 4) return parts.slice(2).join(".");
+  if (parts[0] === "source" && parts.length >= 4) {
+    return parts.slice(2).join(".");
+  }
   return parts.slice(2).join(".") || uniqueId;
 }
 
@@ -325,7 +369,9 @@ export function parseRunResults(text: string): DbtNodeResult[] {
     failures: typeof r.failures === "number" ? r.failures : null,
     message: r.message ?? null,
     executionTimeS: r.execution_time ?? 0,
-    rowsAffected: typeof r.adapter_response?.rows_affected === "number" ? r.adapter_response.rows_affected : null,
+    rowsAffected: typeof r.adapter_response?.rows_affected === "number"
+      ? r.adapter_response.rows_affected
+      : null,
   }));
 }
 
@@ -351,7 +397,9 @@ export async function runDbt(
   args: string[],
   opts: RunDbtOptions = {},
 ): Promise<DbtRunResult> {
-  const paths = opts.skipEnsure ? dbtPaths(config) : (await ensureDbt(config)).paths;
+  const paths = opts.skipEnsure
+    ? dbtPaths(config)
+    : (await ensureDbt(config)).paths;
   await Deno.mkdir(paths.targetDir, { recursive: true });
   await Deno.mkdir(paths.logDir, { recursive: true });
   // A stale run_results.json must never be mistaken for this run's.
@@ -373,7 +421,10 @@ export async function runDbt(
     } catch { /* already gone */ }
   }, opts.timeoutMs ?? 30 * 60_000);
 
-  const collect = async (stream: ReadableStream<Uint8Array>, echo: boolean): Promise<string> => {
+  const collect = async (
+    stream: ReadableStream<Uint8Array>,
+    echo: boolean,
+  ): Promise<string> => {
     const chunks: string[] = [];
     const dec = new TextDecoder();
     for await (const chunk of stream) {
@@ -409,7 +460,10 @@ export async function runDbt(
 }
 
 /** The failing nodes of a run (errors, failed tests, and warnings if asked). */
-export function failedNodes(run: DbtRunResult, { includeWarn = false } = {}): DbtNodeResult[] {
+export function failedNodes(
+  run: DbtRunResult,
+  { includeWarn = false } = {},
+): DbtNodeResult[] {
   const bad = new Set(["error", "fail", "runtime error"]);
   if (includeWarn) bad.add("warn");
   return run.results.filter((r) => bad.has(r.status));
@@ -430,7 +484,14 @@ export async function generateDocs(
   const r = await runDbt(config, ["docs", "generate", "--static"]);
   if (!r.ok) return { dir, run: r };
   await Deno.mkdir(dir, { recursive: true });
-  for (const f of ["index.html", "static_index.html", "manifest.json", "catalog.json"]) {
+  for (
+    const f of [
+      "index.html",
+      "static_index.html",
+      "manifest.json",
+      "catalog.json",
+    ]
+  ) {
     const tmp = `${dir}/.${f}.tmp`;
     await Deno.copyFile(`${paths.targetDir}/${f}`, tmp);
     await Deno.rename(tmp, `${dir}/${f}`);
