@@ -39,8 +39,24 @@ export async function dbtTask(
   timeoutMs?: number,
 ): Promise<TaskResult> {
   const runner = await getRunner();
-  const run = await runner(config, args, { timeoutMs });
   const command = args[0];
+  if (command === "snapshot") {
+    // A snapshot selects from staging views (cdc_product ← stg_products),
+    // which exist only after a `dbt run`: build the snapshots' parent models
+    // first (`dbt run` never runs snapshots themselves, so this is only them).
+    const parents = await runner(config, ["run", "--select", "+resource_type:snapshot"], { timeoutMs });
+    if (!parents.ok) {
+      const failing = failedNodes(parents);
+      throw new Error(
+        `dbt run of the snapshots' parents exited ${parents.exitCode}: ${
+          failing.length
+            ? failing.map((r) => `${r.name}: ${r.message ?? r.status}`).join("; ")
+            : tail(parents.stdout + "\n" + parents.stderr)
+        }`,
+      );
+    }
+  }
+  const run = await runner(config, args, { timeoutMs });
   const counts: Record<string, number> = {};
   for (const r of run.results) counts[r.status] = (counts[r.status] ?? 0) + 1;
   const detail = { command: `dbt ${args.join(" ")}`, exit_code: run.exitCode, statuses: counts, elapsed_ms: run.elapsedMs };

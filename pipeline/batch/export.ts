@@ -22,6 +22,7 @@
  * other run's temp folder is a dead run's).
  */
 import { DuckDBInstance } from "@duckdb/node-api";
+import pg from "pg";
 import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { to as copyTo } from "pg-copy-streams";
@@ -189,19 +190,22 @@ export async function exportMarts(opts: {
     await hdfs.mkdirs(tmpDir);
     for (const [table, cols] of tables) {
       if (signal?.aborted) throw signal.reason;
+      log.debug("exporting table", { table });
       const csv = `${work}/${table}.csv`;
       const parquet = `${work}/${table}.parquet`;
-      const client = await pool.connect();
+      const source = `${quoteIdent(opts.schema ?? "analytics")}.${quoteIdent(table)}`;
+      // A fresh connection per COPY TO: pg-copy-streams 7's COPY TO never
+      // ended under Deno on a pooled connection that had run a query before.
+      const client = new pg.Client({ connectionString: pool.options.connectionString });
+      client.on("error", () => {});
+      await client.connect();
       try {
-        // One snapshot per table read; dbt has finished, nothing writes now.
         const stream = client.query(copyTo(
-          `copy (select ${cols.map((c) => quoteIdent(c.name)).join(", ")} from ${
-            quoteIdent(opts.schema ?? "analytics")
-          }.${quoteIdent(table)}) to stdout with (format csv)`,
+          `copy (select ${cols.map((c) => quoteIdent(c.name)).join(", ")} from ${source}) to stdout with (format csv)`,
         ));
         await pipeline(stream, createWriteStream(csv));
       } finally {
-        client.release();
+        await client.end().catch(() => {});
       }
       const columns = `{${
         cols.map((c) => `${quoteLiteral(c.name)}: ${quoteLiteral(duckTypeFor(c))}`).join(", ")
