@@ -3,7 +3,13 @@
  * Exit 0 = success, 1 = the run failed, 75 = another run holds the lock
  * (nothing done), 2 = bad flags or configuration.
  */
-import { parseCli, runMain, timeFlag, numberFlag, UsageError } from "../pipeline/cli.ts";
+import {
+  numberFlag,
+  parseCli,
+  runMain,
+  timeFlag,
+  UsageError,
+} from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
@@ -23,7 +29,9 @@ Options:
                           raw.* and reloaded from HDFS, then dbt runs again
   --from TIME             start of the backfill range (ISO-8601, e.g. 2026-01-01T10:00:00Z)
   --to TIME               end of the backfill range (exclusive)
-  --skip GROUPS           comma-separated task groups not to run (${TASK_GROUPS.join(", ")})
+  --skip GROUPS           comma-separated task groups not to run (${
+  TASK_GROUPS.join(", ")
+})
   --retry-delay SECONDS   first retry delay of every task (default 5; doubles per retry)
   --max-retry-delay SECONDS  cap of a retry delay (default 120)
   -h, --help              this help
@@ -53,17 +61,37 @@ runMain(async () => {
   } else if (from || to) {
     throw new UsageError("--from and --to only apply with --backfill");
   }
-  const skip = (values.skip ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const skip = (values.skip ?? "").split(",").map((s) => s.trim()).filter(
+    Boolean,
+  );
   for (const g of skip) {
     if (!(TASK_GROUPS as readonly string[]).includes(g)) {
-      throw new UsageError(`--skip: unknown task group "${g}" (groups: ${TASK_GROUPS.join(", ")})`);
+      throw new UsageError(
+        `--skip: unknown task group "${g}" (groups: ${TASK_GROUPS.join(", ")})`,
+      );
     }
   }
-  if (skip.includes("check_services") || skip.includes("validate_and_process")) {
-    throw new UsageError("--skip may only name dbt and export (checks and the load always run)");
+  if (
+    skip.includes("check_services") || skip.includes("validate_and_process")
+  ) {
+    throw new UsageError(
+      "--skip may only name dbt and export (checks and the load always run)",
+    );
   }
-  const retryDelay = numberFlag("retry-delay", values["retry-delay"], 5, 0, 3600);
-  const maxRetryDelay = numberFlag("max-retry-delay", values["max-retry-delay"], 120, 0, 3600);
+  const retryDelay = numberFlag(
+    "retry-delay",
+    values["retry-delay"],
+    5,
+    0,
+    3600,
+  );
+  const maxRetryDelay = numberFlag(
+    "max-retry-delay",
+    values["max-retry-delay"],
+    120,
+    0,
+    3600,
+  );
   const config = loadConfig();
   // Idempotent (checksummed, advisory-locked); a Postgres that is down now is
   // the run's own business: it retries and reports that itself.
@@ -75,7 +103,9 @@ runMain(async () => {
 
   const controller = new AbortController();
   const onSignal = () => {
-    console.error("batch: interrupted; cancelling the run (tasks abort, the load rolls back)…");
+    console.error(
+      "batch: interrupted; cancelling the run (tasks abort, the load rolls back)…",
+    );
     controller.abort(new Error("interrupted"));
   };
   Deno.addSignalListener("SIGINT", onSignal);

@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import pg from "pg";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { logger } from "../log.ts";
-import { startSmtpReceiver, startWebhookReceiver } from "../notify/receivers.ts";
+import {
+  startSmtpReceiver,
+  startWebhookReceiver,
+} from "../notify/receivers.ts";
 import { runDag } from "./dag.ts";
 import { RunLock } from "./lock.ts";
 import { RawZoneFixture } from "./raw_fixture.ts";
@@ -18,7 +21,11 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO = Deno.execPath();
 const quiet = logger("batch-test");
 
-async function q<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+async function q<T = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -51,12 +58,17 @@ async function collect(child: Deno.ChildProcess) {
 const SKIP = ["dbt", "export"] as const;
 
 Deno.test({
-  name: "3 batches over growing data: each event exactly once; a rerun loads 0 files and changes nothing",
+  name:
+    "3 batches over growing data: each event exactly once; a rerun loads 0 files and changes nothing",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const t = await createBatchTestEnv("exactly_once");
-    const fx = new RawZoneFixture(createWebHdfs(t.config), t.config.hdfs.rawDir, t.config.kafka.topic);
+    const fx = new RawZoneFixture(
+      createWebHdfs(t.config),
+      t.config.hdfs.rawDir,
+      t.config.kafka.topic,
+    );
     const url = t.config.postgres.url;
     try {
       let total = 0;
@@ -65,7 +77,11 @@ Deno.test({
         total += batch.events;
         const r = await runDag(t.config, { skipGroups: [...SKIP], log: quiet });
         assert.equal(r.state, "success", r.error);
-        assert.equal(r.rowsLoaded, batch.events, "only the new files are loaded");
+        assert.equal(
+          r.rowsLoaded,
+          batch.events,
+          "only the new files are loaded",
+        );
         assert.equal(r.filesLoaded, batch.files.length);
         const [c] = await q<{ n: number; d: number }>(
           url,
@@ -74,18 +90,32 @@ Deno.test({
         assert.equal(c.n, total);
         assert.equal(c.d, total);
       }
-      const before = await q(url, "select md5(string_agg(event_id || loaded_at::text, ',' order by event_id)) as h from raw.events");
-      const again = await runDag(t.config, { skipGroups: [...SKIP], log: quiet });
+      const before = await q(
+        url,
+        "select md5(string_agg(event_id || loaded_at::text, ',' order by event_id)) as h from raw.events",
+      );
+      const again = await runDag(t.config, {
+        skipGroups: [...SKIP],
+        log: quiet,
+      });
       assert.equal(again.state, "success");
       assert.equal(again.filesLoaded, 0);
       assert.equal(again.rowsLoaded, 0);
-      const after = await q(url, "select md5(string_agg(event_id || loaded_at::text, ',' order by event_id)) as h from raw.events");
+      const after = await q(
+        url,
+        "select md5(string_agg(event_id || loaded_at::text, ',' order by event_id)) as h from raw.events",
+      );
       assert.deepEqual(after, before, "raw.events unchanged by the rerun");
       const runs = await q<{ state: string; rows_loaded: number }>(
         url,
         "select state, rows_loaded::int from ops.dag_runs order by started_at",
       );
-      assert.deepEqual(runs.map((r) => r.state), ["success", "success", "success", "success"]);
+      assert.deepEqual(runs.map((r) => r.state), [
+        "success",
+        "success",
+        "success",
+        "success",
+      ]);
       assert.equal(runs.reduce((a, r) => a + r.rows_loaded, 0), total);
       const tasks = await q<{ task_id: string; state: string }>(
         url,
@@ -94,14 +124,23 @@ Deno.test({
       );
       assert.deepEqual(
         tasks.filter((x) => x.state === "success").map((x) => x.task_id),
-        ["check_services", "load_raw_events", "upsert_catalogs", "validate_raw"],
+        [
+          "check_services",
+          "load_raw_events",
+          "upsert_catalogs",
+          "validate_raw",
+        ],
       );
       const [ledger] = await q<{ n: number; validated: number; rows: number }>(
         url,
         "select count(*)::int as n, count(validated_by)::int as validated, sum(row_count)::int as rows from raw.load_ledger",
       );
       assert.equal(ledger.rows, total);
-      assert.equal(ledger.validated, ledger.n, "every loaded file was validated");
+      assert.equal(
+        ledger.validated,
+        ledger.n,
+        "every loaded file was validated",
+      );
       const [cat] = await q<{ u: number; p: number }>(
         url,
         "select (select count(*) from raw.users)::int as u, (select count(*) from raw.products)::int as p",
@@ -115,15 +154,21 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kill -9 of the batch in the middle of loading, then a rerun: exactly once",
+  name:
+    "kill -9 of the batch in the middle of loading, then a rerun: exactly once",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const t = await createBatchTestEnv("kill9");
-    const fx = new RawZoneFixture(createWebHdfs(t.config), t.config.hdfs.rawDir, t.config.kafka.topic, {
-      partitions: 6,
-      rate: 400,
-    });
+    const fx = new RawZoneFixture(
+      createWebHdfs(t.config),
+      t.config.hdfs.rawDir,
+      t.config.kafka.topic,
+      {
+        partitions: 6,
+        rate: 400,
+      },
+    );
     const url = t.config.postgres.url;
     try {
       let total = 0;
@@ -139,7 +184,10 @@ Deno.test({
       let loaded = 0;
       const deadline = Date.now() + 120_000;
       while (Date.now() < deadline) {
-        loaded = (await q<{ n: number }>(url, "select count(*)::int as n from raw.load_ledger").catch(() => [{ n: 0 }]))[0].n;
+        loaded = (await q<{ n: number }>(
+          url,
+          "select count(*)::int as n from raw.load_ledger",
+        ).catch(() => [{ n: 0 }]))[0].n;
         if (loaded >= 2) break;
         await new Promise((r) => setTimeout(r, 25));
       }
@@ -152,12 +200,20 @@ Deno.test({
                 (select coalesce(sum(row_count), 0) from raw.load_ledger)::int as rows,
                 (select count(*) from raw.events)::int as n`,
       );
-      assert.ok(mid.files >= 2 && mid.files < files, `killed mid-load (${mid.files}/${files} files)`);
+      assert.ok(
+        mid.files >= 2 && mid.files < files,
+        `killed mid-load (${mid.files}/${files} files)`,
+      );
       assert.equal(mid.n, mid.rows, "no partial file after kill -9");
 
       const rerun = await collect(spawnBatch(t.env, ["--skip", "dbt,export"]));
       assert.equal(rerun.code, 0, rerun.stderr.slice(-2000));
-      assert.match(rerun.stdout, new RegExp(`loaded ${files - mid.files} files, ${total - mid.rows} rows`));
+      assert.match(
+        rerun.stdout,
+        new RegExp(
+          `loaded ${files - mid.files} files, ${total - mid.rows} rows`,
+        ),
+      );
       const [end] = await q<{ n: number; d: number; files: number }>(
         url,
         `select count(*)::int as n, count(distinct event_id)::int as d,
@@ -168,7 +224,11 @@ Deno.test({
         url,
         "select state, error from ops.dag_runs order by started_at",
       );
-      assert.equal(runs[0].state, "failed", "the killed run is marked failed by the next one");
+      assert.equal(
+        runs[0].state,
+        "failed",
+        "the killed run is marked failed by the next one",
+      );
       assert.match(runs[0].error ?? "", /died/);
       assert.equal(runs[1].state, "success");
     } finally {
@@ -179,12 +239,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "two runs at once: the second says so and exits 75; the lock frees when the first ends",
+  name:
+    "two runs at once: the second says so and exits 75; the lock frees when the first ends",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const t = await createBatchTestEnv("lock");
-    const fx = new RawZoneFixture(createWebHdfs(t.config), t.config.hdfs.rawDir, t.config.kafka.topic);
+    const fx = new RawZoneFixture(
+      createWebHdfs(t.config),
+      t.config.hdfs.rawDir,
+      t.config.kafka.topic,
+    );
     try {
       await fx.writeBatch(200);
       // First run: a real `deno task batch` process, stopped at its first
@@ -194,20 +259,28 @@ Deno.test({
       // Wait until the first run holds the lock (its run row exists).
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
-        const rows = await q(t.config.postgres.url, "select 1 from ops.dag_runs").catch(() => []);
+        const rows = await q(
+          t.config.postgres.url,
+          "select 1 from ops.dag_runs",
+        ).catch(() => []);
         if (rows.length) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       // Holding the lock from here as well makes the overlap certain even if
       // the first run is quick: a second run must refuse while either holds it.
-      const held = await RunLock.tryAcquire(t.config.postgres.url).catch(() => undefined);
+      const held = await RunLock.tryAcquire(t.config.postgres.url).catch(() =>
+        undefined
+      );
       const second = await collect(spawnBatch(t.env, ["--skip", "dbt,export"]));
       await held?.release();
       const a = await firstOut;
       assert.equal(second.code, 75, second.stderr);
       assert.match(second.stderr, /another run is in progress/);
       assert.equal(a.code, 0, a.stderr.slice(-1500));
-      const runs = await q(t.config.postgres.url, "select run_id from ops.dag_runs");
+      const runs = await q(
+        t.config.postgres.url,
+        "select run_id from ops.dag_runs",
+      );
       assert.equal(runs.length, 1, "the refused run recorded nothing");
       // Lock free again: a third run proceeds.
       const third = await collect(spawnBatch(t.env, ["--skip", "dbt,export"]));
@@ -226,17 +299,26 @@ Deno.test({
   fn: async () => {
     const t = await createBatchTestEnv("backfill");
     // 1 event/s of event time: 9,000 events span 09:30 to 12:00.
-    const fx = new RawZoneFixture(createWebHdfs(t.config), t.config.hdfs.rawDir, t.config.kafka.topic, {
-      rate: 1,
-      startTime: new Date("2026-01-05T09:30:00Z"),
-    });
+    const fx = new RawZoneFixture(
+      createWebHdfs(t.config),
+      t.config.hdfs.rawDir,
+      t.config.kafka.topic,
+      {
+        rate: 1,
+        startTime: new Date("2026-01-05T09:30:00Z"),
+      },
+    );
     const url = t.config.postgres.url;
-    const perHour = `select date_trunc('hour', event_ts) as h, count(*)::int as n,
+    const perHour =
+      `select date_trunc('hour', event_ts) as h, count(*)::int as n,
         count(distinct event_id)::int as d, sum(coalesce(amount, 0))::text as amount
       from raw.events group by 1 order by 1`;
     try {
       await fx.writeBatch(9000);
-      const first = await runDag(t.config, { skipGroups: [...SKIP], log: quiet });
+      const first = await runDag(t.config, {
+        skipGroups: [...SKIP],
+        log: quiet,
+      });
       assert.equal(first.state, "success", first.error);
       const before = await q<{ h: Date; n: number }>(url, perHour);
       assert.ok(before.length >= 3, `data spans ${before.length} hours`);
@@ -255,7 +337,11 @@ Deno.test({
       assert.equal(bf.code, 0, bf.stderr.slice(-2000));
       assert.match(bf.stdout, /\(backfill\): SUCCESS/);
       const after = await q(url, perHour);
-      assert.deepEqual(after, before, "same counts per hour after the backfill");
+      assert.deepEqual(
+        after,
+        before,
+        "same counts per hour after the backfill",
+      );
       const [reloaded] = await q<{ files: number; by_backfill: number }>(
         url,
         `select count(*)::int as files, count(*) filter (where run_id like 'backfill%')::int as by_backfill
@@ -264,14 +350,24 @@ Deno.test({
         [from],
       );
       assert.ok(reloaded.files > 0);
-      assert.equal(reloaded.by_backfill, reloaded.files, "the hour's files were reloaded by the backfill");
+      assert.equal(
+        reloaded.by_backfill,
+        reloaded.files,
+        "the hour's files were reloaded by the backfill",
+      );
       const [others] = await q<{ n: number }>(
         url,
         "select count(*)::int as n from raw.load_ledger where run_id like 'backfill%'",
       );
-      assert.equal(others.n, reloaded.files, "no file outside the hour was touched");
+      assert.equal(
+        others.n,
+        reloaded.files,
+        "no file outside the hour was touched",
+      );
       // Flag validation: a clear one-line error, exit 2.
-      const bad = await collect(spawnBatch(t.env, ["--backfill", "--from", "yesterday"]));
+      const bad = await collect(
+        spawnBatch(t.env, ["--backfill", "--from", "yesterday"]),
+      );
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /^error: --from must be an ISO-8601 time/);
     } finally {
@@ -282,7 +378,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "HDFS down for the whole run: check_services fails after its retries, e-mail names HDFS, webhook gets the failure",
+  name:
+    "HDFS down for the whole run: check_services fails after its retries, e-mail names HDFS, webhook gets the failure",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -309,13 +406,31 @@ Deno.test({
       assert.match(mail.raw, /HDFS:/);
       assert.doesNotMatch(mail.subject, /Kafka|PostgreSQL/);
       const kinds = hook.received.map((m) => m.body.logpipe?.kind);
-      assert.deepEqual(kinds, ["task_failure", "task_failure", "task_failure", "run_failure"]);
-      assert.match(hook.received[3].body.text ?? "", /failed at check_services\.check_services/);
-      const [run] = await q<{ state: string; error: string }>(t.config.postgres.url, "select state, error from ops.dag_runs");
+      assert.deepEqual(kinds, [
+        "task_failure",
+        "task_failure",
+        "task_failure",
+        "run_failure",
+      ]);
+      assert.match(
+        hook.received[3].body.text ?? "",
+        /failed at check_services\.check_services/,
+      );
+      const [run] = await q<{ state: string; error: string }>(
+        t.config.postgres.url,
+        "select state, error from ops.dag_runs",
+      );
       assert.equal(run.state, "failed");
       assert.match(run.error, /HDFS/);
-      const skipped = await q(t.config.postgres.url, "select task_id from ops.task_runs where state = 'skipped'");
-      assert.equal(skipped.length, 7, "every later task is recorded as skipped");
+      const skipped = await q(
+        t.config.postgres.url,
+        "select task_id from ops.task_runs where state = 'skipped'",
+      );
+      assert.equal(
+        skipped.length,
+        7,
+        "every later task is recorded as skipped",
+      );
     } finally {
       await hook.close();
       await smtp.close();

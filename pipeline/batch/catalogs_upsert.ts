@@ -58,7 +58,9 @@ export async function readCatalogs(log: Logger): Promise<Catalogs> {
     return await loadCatalogs();
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
-    log.warn("data/users.json or data/products.json missing; generating them from the seed");
+    log.warn(
+      "data/users.json or data/products.json missing; generating them from the seed",
+    );
     return generateCatalogs();
   }
 }
@@ -80,11 +82,18 @@ async function upsert(
          insert into raw.${table} as t (${columns.join(", ")}, updated_at)
          select ${columns.join(", ")}, now() from src
          on conflict (${key}) do update set
-           ${columns.filter((c) => c !== key).map((c) => `${c} = excluded.${c}`).join(", ")},
+           ${
+        columns.filter((c) => c !== key).map((c) => `${c} = excluded.${c}`)
+          .join(", ")
+      },
            updated_at = now()
-         where (${columns.filter((c) => c !== key).map((c) => `t.${c}`).join(", ")})
+         where (${
+        columns.filter((c) => c !== key).map((c) => `t.${c}`).join(", ")
+      })
            is distinct from
-           (${columns.filter((c) => c !== key).map((c) => `excluded.${c}`).join(", ")})
+           (${
+        columns.filter((c) => c !== key).map((c) => `excluded.${c}`).join(", ")
+      })
          returning (xmax = 0) as inserted
        )
        select count(*) filter (where inserted)::int as inserted,
@@ -112,7 +121,19 @@ export async function upsertCatalogs(
   const at = asOf ?? await referenceTime(pool);
   // Before any event: the catalogs as listed (list price, base stock).
   const products = at ? productsAsOf(catalogs.products, at) : catalogs.products;
-  const users = await upsert(pool, "users", "user_id", USER_COLUMNS, catalogs.users);
-  const prods = await upsert(pool, "products", "product_id", PRODUCT_COLUMNS, products);
+  const users = await upsert(
+    pool,
+    "users",
+    "user_id",
+    USER_COLUMNS,
+    catalogs.users,
+  );
+  const prods = await upsert(
+    pool,
+    "products",
+    "product_id",
+    PRODUCT_COLUMNS,
+    products,
+  );
   return { asOf: at?.toISOString() ?? null, users, products: prods };
 }

@@ -24,7 +24,12 @@ import { upsertCatalogs } from "./catalogs_upsert.ts";
 import { type DbtRunner, dbtTask, resolveDbtRunner } from "./dbt_step.ts";
 import { exportMarts } from "./export.ts";
 import { RunHistory } from "./history.ts";
-import { assertNoRejects, ledgerPaths, loadFiles, type LoadResult } from "./loader.ts";
+import {
+  assertNoRejects,
+  ledgerPaths,
+  loadFiles,
+  type LoadResult,
+} from "./loader.ts";
 import { RunLock } from "./lock.ts";
 import { hourOverlaps, listRawFiles } from "./raw_zone.ts";
 import type { RetryPolicy } from "./retry.ts";
@@ -43,7 +48,12 @@ import { assertValid, validateLoaded } from "./validate.ts";
 export const DAG_ID = "logpipe_batch";
 
 /** Task groups, in run order. */
-export const TASK_GROUPS = ["check_services", "validate_and_process", "dbt", "export"] as const;
+export const TASK_GROUPS = [
+  "check_services",
+  "validate_and_process",
+  "dbt",
+  "export",
+] as const;
 export type TaskGroup = typeof TASK_GROUPS[number];
 
 const SECOND = 1000;
@@ -115,7 +125,9 @@ export interface DagRunResult {
 export function makeRunId(trigger: Trigger, at = new Date()): string {
   const stamp = at.toISOString().replace(/[-:]/g, "").replace(".", "");
   const rand = crypto.getRandomValues(new Uint8Array(3));
-  return `${trigger}__${stamp}__${Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `${trigger}__${stamp}__${
+    Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
 }
 
 /** Scales every policy's delays by the run's options. */
@@ -156,7 +168,12 @@ function buildTasks(env: TaskEnv): TaskDef[] {
     group: TaskGroup,
     id: string,
     run: TaskDef["run"],
-  ): TaskDef => ({ group, id, policy: effectivePolicy(TASK_POLICIES[id], opts), run });
+  ): TaskDef => ({
+    group,
+    id,
+    policy: effectivePolicy(TASK_POLICIES[id], opts),
+    run,
+  });
 
   return [
     task("check_services", "check_services", async () => {
@@ -183,15 +200,24 @@ function buildTasks(env: TaskEnv): TaskDef[] {
         // Ledger files of the range that HDFS no longer has: their rows go too
         // (HDFS is the source of truth of a backfill).
         const present = new Set(all.map((f) => f.path));
-        const stale = [...await ledgerPaths(pool, config.hdfs.rawDir)].filter((path) => {
-          const m = /event_date=(\d{4}-\d{2}-\d{2})\/event_hour=(\d{2})\//.exec(path);
-          return m && hourOverlaps(m[1], Number(m[2]), backfill.from, backfill.to) &&
-            !present.has(path);
-        });
+        const stale = [...await ledgerPaths(pool, config.hdfs.rawDir)].filter(
+          (path) => {
+            const m = /event_date=(\d{4}-\d{2}-\d{2})\/event_hour=(\d{2})\//
+              .exec(path);
+            return m &&
+              hourOverlaps(m[1], Number(m[2]), backfill.from, backfill.to) &&
+              !present.has(path);
+          },
+        );
         for (const path of stale) {
           await withTransaction(pool, async (client) => {
-            await client.query("delete from raw.events where source_file = $1", [path]);
-            await client.query("delete from raw.load_ledger where path = $1", [path]);
+            await client.query(
+              "delete from raw.events where source_file = $1",
+              [path],
+            );
+            await client.query("delete from raw.load_ledger where path = $1", [
+              path,
+            ]);
           });
           removed++;
         }
@@ -203,7 +229,9 @@ function buildTasks(env: TaskEnv): TaskDef[] {
         run_id: ctx.runId,
         files_in_zone: all.length,
         to_load: files.length,
-        backfill: backfill ? { from: backfill.from, to: backfill.to } : undefined,
+        backfill: backfill
+          ? { from: backfill.from, to: backfill.to }
+          : undefined,
       });
       let lastReport = 0;
       const result = await loadFiles({
@@ -239,7 +267,8 @@ function buildTasks(env: TaskEnv): TaskDef[] {
     task("validate_and_process", "upsert_catalogs", async () => {
       const r = await upsertCatalogs(pool, logger("batch.catalogs"));
       return {
-        rows: r.users.inserted + r.users.updated + r.products.inserted + r.products.updated,
+        rows: r.users.inserted + r.users.updated + r.products.inserted +
+          r.products.updated,
         detail: { ...r },
       };
     }),
@@ -250,9 +279,48 @@ function buildTasks(env: TaskEnv): TaskDef[] {
       return { rows: report.rows, detail: { files: report.files } };
     }),
 
-    task("dbt", "dbt_snapshot", (ctx) => dbtTask(env.dbt, config, ["snapshot"], ctx, env.history, state, TASK_POLICIES.dbt_snapshot.timeoutMs)),
-    task("dbt", "dbt_run", (ctx) => dbtTask(env.dbt, config, ["run"], ctx, env.history, state, TASK_POLICIES.dbt_run.timeoutMs)),
-    task("dbt", "dbt_test", (ctx) => dbtTask(env.dbt, config, ["test"], ctx, env.history, state, TASK_POLICIES.dbt_test.timeoutMs)),
+    task(
+      "dbt",
+      "dbt_snapshot",
+      (ctx) =>
+        dbtTask(
+          env.dbt,
+          config,
+          ["snapshot"],
+          ctx,
+          env.history,
+          state,
+          TASK_POLICIES.dbt_snapshot.timeoutMs,
+        ),
+    ),
+    task(
+      "dbt",
+      "dbt_run",
+      (ctx) =>
+        dbtTask(
+          env.dbt,
+          config,
+          ["run"],
+          ctx,
+          env.history,
+          state,
+          TASK_POLICIES.dbt_run.timeoutMs,
+        ),
+    ),
+    task(
+      "dbt",
+      "dbt_test",
+      (ctx) =>
+        dbtTask(
+          env.dbt,
+          config,
+          ["test"],
+          ctx,
+          env.history,
+          state,
+          TASK_POLICIES.dbt_test.timeoutMs,
+        ),
+    ),
 
     task("export", "export_marts", async (ctx) => {
       const r = await exportMarts({
@@ -286,7 +354,11 @@ function mergeLoads(a: LoadResult | undefined, b: LoadResult): LoadResult {
 
 /** A skipped-group wrapper: recorded as a success-less skip without running. */
 function skippedTask(t: TaskDef): TaskDef {
-  return { ...t, policy: { ...t.policy, retries: 0 }, run: () => Promise.resolve({ detail: { skipped: true } }) };
+  return {
+    ...t,
+    policy: { ...t.policy, retries: 0 },
+    run: () => Promise.resolve({ detail: { skipped: true } }),
+  };
 }
 
 /**
@@ -306,9 +378,15 @@ async function acquireLock(
       return lock ? { lock } : { busy: true };
     } catch (err) {
       lastErr = err;
-      log.warn("cannot reach Postgres to take the run lock", { try: i + 1, error: errorText(err) });
+      log.warn("cannot reach Postgres to take the run lock", {
+        try: i + 1,
+        error: errorText(err),
+      });
       if (i < policy.retries && !signal?.aborted) {
-        const delay = Math.min(policy.maxRetryDelayMs, policy.retryDelayMs * policy.backoffFactor ** i);
+        const delay = Math.min(
+          policy.maxRetryDelayMs,
+          policy.retryDelayMs * policy.backoffFactor ** i,
+        );
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -317,12 +395,17 @@ async function acquireLock(
 }
 
 /** Runs the DAG once. Never throws for a task failure: see the result's state. */
-export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<DagRunResult> {
+export async function runDag(
+  config: Config,
+  opts: RunDagOptions = {},
+): Promise<DagRunResult> {
   const log = opts.log ?? logger("batch");
-  const trigger: Trigger = opts.trigger ?? (opts.backfill ? "backfill" : "manual");
+  const trigger: Trigger = opts.trigger ??
+    (opts.backfill ? "backfill" : "manual");
   const startedAt = new Date();
   const runId = makeRunId(trigger, startedAt);
-  const notifier = opts.notifier ?? new Notifier(config.notify, logger("notify"));
+  const notifier = opts.notifier ??
+    new Notifier(config.notify, logger("notify"));
   const base = {
     runId,
     dagId: DAG_ID,
@@ -336,8 +419,15 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
   const checkPolicy = effectivePolicy(TASK_POLICIES.check_services, opts);
   const got = await acquireLock(config, checkPolicy, log, opts.signal);
   if (got.busy) {
-    log.warn("another batch run holds the run lock; not starting", { run_id: runId });
-    return { ...base, state: "locked", durationMs: Date.now() - startedAt.getTime(), historySaved: true };
+    log.warn("another batch run holds the run lock; not starting", {
+      run_id: runId,
+    });
+    return {
+      ...base,
+      state: "locked",
+      durationMs: Date.now() - startedAt.getTime(),
+      historySaved: true,
+    };
   }
   if (!got.lock) {
     // Postgres down before the run could start: no history can be written;
@@ -349,7 +439,8 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
       checks = err instanceof ServicesDownError ? err.checks : undefined;
     }
     const error = `cannot take the run lock: ${errorText(got.error)}`;
-    const down = checks ?? [{ service: "PostgreSQL", ok: false, detail: errorText(got.error) }];
+    const down = checks ??
+      [{ service: "PostgreSQL", ok: false, detail: errorText(got.error) }];
     await notifier.servicesDown(DAG_ID, runId, down, checkPolicy.retries + 1);
     const durationMs = Date.now() - startedAt.getTime();
     await notifier.runFinished({
@@ -364,13 +455,24 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
       error,
       tasks: [],
     });
-    return { ...base, state: "failed", durationMs, failedTask: "check_services", error, historySaved: false };
+    return {
+      ...base,
+      state: "failed",
+      durationMs,
+      failedTask: "check_services",
+      error,
+      historySaved: false,
+    };
   }
   const lock = got.lock;
 
   const pool = createPool(config, { max: 4, applicationName: "logpipe-batch" });
   // An idle client's connection dying (Postgres restart) must not crash us.
-  pool.on("error", (err: Error) => log.warn("idle Postgres connection lost", { error: err.message }));
+  pool.on(
+    "error",
+    (err: Error) =>
+      log.warn("idle Postgres connection lost", { error: err.message }),
+  );
   const hdfs = createWebHdfs(config);
   const history = new RunHistory(pool, logger("batch.history"));
   const state: RunState = {};
@@ -378,7 +480,9 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
   let saved = false;
   try {
     const zombies = await history.failZombieRuns(DAG_ID, runId);
-    if (zombies.length) log.warn("marked runs of dead processes as failed", { runs: zombies });
+    if (zombies.length) {
+      log.warn("marked runs of dead processes as failed", { runs: zombies });
+    }
     await history.startRun({
       runId,
       dagId: DAG_ID,
@@ -386,7 +490,10 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
       startedAt,
       params: {
         ...(opts.backfill
-          ? { from: opts.backfill.from.toISOString(), to: opts.backfill.to.toISOString() }
+          ? {
+            from: opts.backfill.from.toISOString(),
+            to: opts.backfill.to.toISOString(),
+          }
           : {}),
         ...(opts.skipGroups?.length ? { skip: opts.skipGroups } : {}),
       },
@@ -404,14 +511,24 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
       dbt: async () => dbtRunner ??= await resolveDbtRunner(),
     };
     const skip = new Set(opts.skipGroups ?? []);
-    const tasks = buildTasks(env).map((t) => skip.has(t.group as TaskGroup) ? skippedTask(t) : t);
-    const skippedIds = new Set(tasks.filter((t) => skip.has(t.group as TaskGroup)).map((t) => t.id));
+    const tasks = buildTasks(env).map((t) =>
+      skip.has(t.group as TaskGroup) ? skippedTask(t) : t
+    );
+    const skippedIds = new Set(
+      tasks.filter((t) => skip.has(t.group as TaskGroup)).map((t) => t.id),
+    );
 
     const observer: RunObserver = {
-      tryStarted: (rec) => skippedIds.has(rec.taskId) ? Promise.resolve() : history.recordTry(rec),
+      tryStarted: (rec) =>
+        skippedIds.has(rec.taskId) ? Promise.resolve() : history.recordTry(rec),
       tryEnded: async (rec: TryRecord) => {
         if (skippedIds.has(rec.taskId)) {
-          await history.recordTry({ ...rec, state: "skipped", tryNumber: 0, detail: { reason: "skipped by option" } });
+          await history.recordTry({
+            ...rec,
+            state: "skipped",
+            tryNumber: 0,
+            detail: { reason: "skipped by option" },
+          });
           return;
         }
         await history.recordTry(rec);
@@ -425,7 +542,9 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
             error: rec.error ?? "",
             durationMs: rec.durationMs ?? 0,
             retryInMs: rec.retryInMs,
-            failingTests: rec.taskId === "dbt_test" ? state.failingTests : undefined,
+            failingTests: rec.taskId === "dbt_test"
+              ? state.failingTests
+              : undefined,
           });
         }
         if (rec.taskId === "check_services" && rec.state === "failed") {
@@ -442,14 +561,23 @@ export async function runDag(config: Config, opts: RunDagOptions = {}): Promise<
       beforeTry: () => lock.ensureHeld(),
     });
     const result = outcomes.map((o) =>
-      skippedIds.has(o.taskId) ? { ...o, state: "skipped" as const, tries: 0, detail: { reason: "skipped by option" } } : o
+      skippedIds.has(o.taskId)
+        ? {
+          ...o,
+          state: "skipped" as const,
+          tries: 0,
+          detail: { reason: "skipped by option" },
+        }
+        : o
     );
     const failed = result.find((o) => o.state === "failed");
     const endedAt = new Date();
     const durationMs = endedAt.getTime() - startedAt.getTime();
     const rowsLoaded = state.load?.rows ?? 0;
     const filesLoaded = state.load?.files.length ?? 0;
-    const error = failed ? `${failed.group}.${failed.taskId}: ${failed.error}` : undefined;
+    const error = failed
+      ? `${failed.group}.${failed.taskId}: ${failed.error}`
+      : undefined;
     await history.finishRun(runId, {
       state: failed ? "failed" : "success",
       endedAt,

@@ -21,7 +21,9 @@ export type DbtRunner = (
 
 /** The real runner. */
 export function resolveDbtRunner(): Promise<DbtRunner> {
-  return Promise.resolve((config, args, opts) => runDbt(config, args, { timeoutMs: opts?.timeoutMs }));
+  return Promise.resolve((config, args, opts) =>
+    runDbt(config, args, { timeoutMs: opts?.timeoutMs })
+  );
 }
 
 function tail(text: string, lines = 15): string {
@@ -44,13 +46,19 @@ export async function dbtTask(
     // A snapshot selects from staging views (cdc_product ← stg_products),
     // which exist only after a `dbt run`: build the snapshots' parent models
     // first (`dbt run` never runs snapshots themselves, so this is only them).
-    const parents = await runner(config, ["run", "--select", "+resource_type:snapshot"], { timeoutMs });
+    const parents = await runner(config, [
+      "run",
+      "--select",
+      "+resource_type:snapshot",
+    ], { timeoutMs });
     if (!parents.ok) {
       const failing = failedNodes(parents);
       throw new Error(
         `dbt run of the snapshots' parents exited ${parents.exitCode}: ${
           failing.length
-            ? failing.map((r) => `${r.name}: ${r.message ?? r.status}`).join("; ")
+            ? failing.map((r) => `${r.name}: ${r.message ?? r.status}`).join(
+              "; ",
+            )
             : tail(parents.stdout + "\n" + parents.stderr)
         }`,
       );
@@ -59,7 +67,12 @@ export async function dbtTask(
   const run = await runner(config, args, { timeoutMs });
   const counts: Record<string, number> = {};
   for (const r of run.results) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  const detail = { command: `dbt ${args.join(" ")}`, exit_code: run.exitCode, statuses: counts, elapsed_ms: run.elapsedMs };
+  const detail = {
+    command: `dbt ${args.join(" ")}`,
+    exit_code: run.exitCode,
+    statuses: counts,
+    elapsed_ms: run.elapsedMs,
+  };
 
   if (command === "test") {
     await history.recordDbtTests(

@@ -99,7 +99,10 @@ export async function exportTables(
      from information_schema.columns c
      join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
      where c.table_schema = $1 and t.table_type in ('BASE TABLE', 'VIEW')
-       and (${EXPORT_PREFIXES.map((_, i) => `starts_with(c.table_name, $${i + 2})`).join(" or ")})
+       and (${
+      EXPORT_PREFIXES.map((_, i) => `starts_with(c.table_name, $${i + 2})`)
+        .join(" or ")
+    })
      order by c.table_name, c.ordinal_position`,
     [schema, ...EXPORT_PREFIXES],
   );
@@ -134,7 +137,9 @@ export async function renameOverwrite(
       exception = JSON.parse(text)?.RemoteException?.exception;
     } catch { /* not JSON */ }
     throw new WebHdfsError(
-      `WebHDFS RENAME(OVERWRITE) ${src} -> ${dst}: HTTP ${res.status}: ${text.slice(0, 300)}`,
+      `WebHDFS RENAME(OVERWRITE) ${src} -> ${dst}: HTTP ${res.status}: ${
+        text.slice(0, 300)
+      }`,
       res.status,
       exception,
       "RENAME",
@@ -193,25 +198,35 @@ export async function exportMarts(opts: {
       log.debug("exporting table", { table });
       const csv = `${work}/${table}.csv`;
       const parquet = `${work}/${table}.parquet`;
-      const source = `${quoteIdent(opts.schema ?? "analytics")}.${quoteIdent(table)}`;
+      const source = `${quoteIdent(opts.schema ?? "analytics")}.${
+        quoteIdent(table)
+      }`;
       // A fresh connection per COPY TO: pg-copy-streams 7's COPY TO never
       // ended under Deno on a pooled connection that had run a query before.
-      const client = new pg.Client({ connectionString: pool.options.connectionString });
+      const client = new pg.Client({
+        connectionString: pool.options.connectionString,
+      });
       client.on("error", () => {});
       await client.connect();
       try {
         const stream = client.query(copyTo(
-          `copy (select ${cols.map((c) => quoteIdent(c.name)).join(", ")} from ${source}) to stdout with (format csv)`,
+          `copy (select ${
+            cols.map((c) => quoteIdent(c.name)).join(", ")
+          } from ${source}) to stdout with (format csv)`,
         ));
         await pipeline(stream, createWriteStream(csv));
       } finally {
         await client.end().catch(() => {});
       }
       const columns = `{${
-        cols.map((c) => `${quoteLiteral(c.name)}: ${quoteLiteral(duckTypeFor(c))}`).join(", ")
+        cols.map((c) =>
+          `${quoteLiteral(c.name)}: ${quoteLiteral(duckTypeFor(c))}`
+        ).join(", ")
       }}`;
       const copied = await conn.runAndReadAll(
-        `copy (select * from read_csv(${quoteLiteral(csv)}, columns = ${columns},
+        `copy (select * from read_csv(${
+          quoteLiteral(csv)
+        }, columns = ${columns},
             header = false, auto_detect = false, allow_quoted_nulls = false,
             quote = '"', escape = '"', delim = ','))
          to ${quoteLiteral(parquet)} (format parquet, compression zstd)`,
@@ -219,7 +234,9 @@ export async function exportMarts(opts: {
       counts[table] = Number(copied.getRows()[0]?.[0] ?? 0);
       const data = await Deno.readFile(parquet);
       bytes += data.length;
-      await hdfs.create(`${tmpDir}/${table}.parquet`, data, { overwrite: true });
+      await hdfs.create(`${tmpDir}/${table}.parquet`, data, {
+        overwrite: true,
+      });
       await Deno.remove(csv).catch(() => {});
       await Deno.remove(parquet).catch(() => {});
     }
@@ -236,9 +253,13 @@ export async function exportMarts(opts: {
         }]),
       ),
     };
-    await hdfs.create(`${tmpDir}/_manifest.json`, JSON.stringify(manifest, null, 2), {
-      overwrite: true,
-    });
+    await hdfs.create(
+      `${tmpDir}/_manifest.json`,
+      JSON.stringify(manifest, null, 2),
+      {
+        overwrite: true,
+      },
+    );
     await hdfs.mkdirs(`${exportsDir}/versions`);
     await hdfs.delete(versionDir, { recursive: true }); // a failed earlier try of this run
     if (!(await hdfs.rename(tmpDir, versionDir))) {
@@ -280,7 +301,10 @@ export async function pruneExports(
     }
     const currentRun = currentDir.split("/").pop();
     for (const s of await hdfs.listOrEmpty(exportsDir)) {
-      if (!s.pathSuffix.startsWith("_tmp_") && !s.pathSuffix.startsWith("_LATEST._tmp_")) continue;
+      if (
+        !s.pathSuffix.startsWith("_tmp_") &&
+        !s.pathSuffix.startsWith("_LATEST._tmp_")
+      ) continue;
       if (currentRun && s.pathSuffix.endsWith(currentRun)) continue;
       // Runs never overlap (run lock), so another run's temp is a dead run's.
       await hdfs.delete(`${exportsDir}/${s.pathSuffix}`, { recursive: true });

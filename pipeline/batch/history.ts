@@ -66,7 +66,13 @@ export class RunHistory {
     await this.#pool.query(
       `insert into ops.dag_runs (run_id, dag_id, trigger, state, started_at, params)
        values ($1, $2, $3, 'running', $4, $5)`,
-      [run.runId, run.dagId, run.trigger, run.startedAt, JSON.stringify(run.params)],
+      [
+        run.runId,
+        run.dagId,
+        run.trigger,
+        run.startedAt,
+        JSON.stringify(run.params),
+      ],
     );
   }
 
@@ -115,7 +121,9 @@ export class RunHistory {
         JSON.stringify({
           ...rec.detail,
           max_tries: rec.maxTries,
-          ...(rec.retryInMs !== undefined ? { retry_in_ms: rec.retryInMs } : {}),
+          ...(rec.retryInMs !== undefined
+            ? { retry_in_ms: rec.retryInMs }
+            : {}),
         }),
         rec.error ? rec.error.slice(0, 4000) : null,
       ],
@@ -127,7 +135,8 @@ export class RunHistory {
     if (tests.length === 0) return Promise.resolve();
     return this.#enqueue({
       what: `dbt test results (${tests.length})`,
-      sql: `insert into ops.dbt_test_results (run_id, test_name, status, failures, message)
+      sql:
+        `insert into ops.dbt_test_results (run_id, test_name, status, failures, message)
         select $1, t->>'name', t->>'status', (t->>'failures')::integer, t->>'message'
         from jsonb_array_elements($2::jsonb) t
         on conflict (run_id, test_name) do update set status = excluded.status,

@@ -43,8 +43,12 @@ export async function targetColumns(pool: Pool): Promise<TargetColumn[]> {
     `select column_name, data_type, is_nullable from information_schema.columns
      where table_schema = 'raw' and table_name = 'events' order by ordinal_position`,
   );
-  if (res.rows.length === 0) throw new Error("table raw.events does not exist (migrate first)");
-  return res.rows.map((r: { column_name: string; data_type: string; is_nullable: string }) => ({
+  if (res.rows.length === 0) {
+    throw new Error("table raw.events does not exist (migrate first)");
+  }
+  return res.rows.map((
+    r: { column_name: string; data_type: string; is_nullable: string },
+  ) => ({
     name: r.column_name,
     dataType: r.data_type,
     nullable: r.is_nullable === "YES",
@@ -91,17 +95,23 @@ export function selectList(
     }
     const q = quoteIdent(col.name);
     const t = type.toUpperCase();
-    if (col.dataType === "timestamp with time zone" && t.startsWith("TIMESTAMP")) {
+    if (
+      col.dataType === "timestamp with time zone" && t.startsWith("TIMESTAMP")
+    ) {
       // Naive timestamps in the files are UTC; the session runs in UTC.
       exprs.push(`${q}::TIMESTAMPTZ`);
-    } else if ((col.dataType === "jsonb" || col.dataType === "json") && t !== "VARCHAR") {
+    } else if (
+      (col.dataType === "jsonb" || col.dataType === "json") && t !== "VARCHAR"
+    ) {
       exprs.push(`to_json(${q})::VARCHAR`);
     } else {
       exprs.push(q);
     }
   }
   const used = new Set(columns);
-  const unused = [...fileColumns.keys()].filter((c) => !used.has(c) && !LOADER_COLUMNS.has(c));
+  const unused = [...fileColumns.keys()].filter((c) =>
+    !used.has(c) && !LOADER_COLUMNS.has(c)
+  );
   return { columns, exprs, unused };
 }
 
@@ -155,12 +165,20 @@ export interface LoadOptions {
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    bytes as Uint8Array<ArrayBuffer>,
+  );
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 /** A raised Postgres error's SQLSTATE and constraint, if any. */
-function pgError(err: unknown): { code?: string; constraint?: string; detail?: string } {
+function pgError(
+  err: unknown,
+): { code?: string; constraint?: string; detail?: string } {
   const e = err as { code?: string; constraint?: string; detail?: string };
   return { code: e?.code, constraint: e?.constraint, detail: e?.detail };
 }
@@ -201,18 +219,31 @@ export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
       `describe select * from read_parquet(${quoteLiteral(parquetPath)})`,
     );
     const fileColumns = new Map<string, string>(
-      described.getRowObjects().map((r) => [String(r.column_name), String(r.column_type)]),
+      described.getRowObjects().map((
+        r,
+      ) => [String(r.column_name), String(r.column_type)]),
     );
     const sel = selectList(target, fileColumns, file.path);
     sel.unused.forEach((c) => unused.add(c));
     const copied = await conn.runAndReadAll(
-      `copy (select ${sel.exprs.map((e, i) => `${e} as ${quoteIdent(sel.columns[i])}`).join(", ")}
+      `copy (select ${
+        sel.exprs.map((e, i) => `${e} as ${quoteIdent(sel.columns[i])}`).join(
+          ", ",
+        )
+      }
         from read_parquet(${quoteLiteral(parquetPath)}))
        to ${quoteLiteral(csvPath)} (format csv, header false)`,
     );
     const rows = Number(copied.getRows()[0]?.[0] ?? copied.rowsChanged);
     await Deno.remove(parquetPath).catch(() => {});
-    return { file, csvPath, rows, bytes: bytes.length, checksum, columns: sel.columns };
+    return {
+      file,
+      csvPath,
+      rows,
+      bytes: bytes.length,
+      checksum,
+      columns: sel.columns,
+    };
   };
 
   const copyOne = async (p: PreparedFile): Promise<"loaded" | "already"> => {
@@ -228,16 +259,24 @@ export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
     try {
       await client.query("begin");
       if (opts.replace) {
-        await client.query("delete from raw.events where source_file = $1", [p.file.path]);
-        await client.query("delete from raw.load_ledger where path = $1", [p.file.path]);
+        await client.query("delete from raw.events where source_file = $1", [
+          p.file.path,
+        ]);
+        await client.query("delete from raw.load_ledger where path = $1", [
+          p.file.path,
+        ]);
       }
       const copy = client.query(
         copyFrom(
-          `copy raw.events (${p.columns.map(quoteIdent).join(", ")}) from stdin with (format csv)`,
+          `copy raw.events (${
+            p.columns.map(quoteIdent).join(", ")
+          }) from stdin with (format csv)`,
         ),
       );
       await pipeline(createReadStream(p.csvPath), copy);
-      const copiedRows = Number((copy as unknown as { rowCount: number }).rowCount);
+      const copiedRows = Number(
+        (copy as unknown as { rowCount: number }).rowCount,
+      );
       if (copiedRows !== p.rows) {
         throw new Error(
           `${p.file.path}: Postgres copied ${copiedRows} rows but the file has ${p.rows}`,
@@ -325,7 +364,11 @@ export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
         }
         throw err;
       }
-      result.files.push({ path: prepared.file.path, rows: prepared.rows, bytes: prepared.bytes });
+      result.files.push({
+        path: prepared.file.path,
+        rows: prepared.rows,
+        bytes: prepared.bytes,
+      });
       result.rows += prepared.rows;
       result.bytes += prepared.bytes;
       opts.onProgress?.(result.files.length, files.length, result.rows);
@@ -338,15 +381,21 @@ export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
   }
   result.unusedColumns = [...unused];
   if (unused.size) {
-    log.warn("raw files carry columns raw.events lacks (kept in details_json only)", {
-      columns: result.unusedColumns,
-    });
+    log.warn(
+      "raw files carry columns raw.events lacks (kept in details_json only)",
+      {
+        columns: result.unusedColumns,
+      },
+    );
   }
   return result;
 }
 
 /** Paths of the ledger below `rawDir`. */
-export async function ledgerPaths(pool: Pool, rawDir: string): Promise<Set<string>> {
+export async function ledgerPaths(
+  pool: Pool,
+  rawDir: string,
+): Promise<Set<string>> {
   const res = await pool.query(
     "select path from raw.load_ledger where starts_with(path, $1)",
     [rawDir.replace(/\/+$/, "") + "/"],

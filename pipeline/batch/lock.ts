@@ -77,7 +77,9 @@ export class RunLock {
    * Postgres is down; throws NonRetryableError when another run took it.
    */
   async ensureHeld(): Promise<void> {
-    if (this.#released) throw new NonRetryableError("run lock already released");
+    if (this.#released) {
+      throw new NonRetryableError("run lock already released");
+    }
     if (!this.#broken && this.#client) {
       try {
         await this.#client.query("select 1");
@@ -104,9 +106,12 @@ export class RunLock {
     if (!client) return;
     try {
       if (!this.#broken) {
-        await client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [
-          RUN_LOCK_NAME,
-        ]);
+        await client.query(
+          "select pg_advisory_unlock(hashtextextended($1, 0))",
+          [
+            RUN_LOCK_NAME,
+          ],
+        );
       }
     } catch { /* the session end below releases it anyway */ }
     await client.end().catch(() => {});

@@ -7,9 +7,13 @@
  * the per-partition offsets continue where they stopped.
  */
 import type { WebHdfs } from "../clients/webhdfs.ts";
-import { formatDataFileName, rawPartitionDir, utcDateHour } from "../consumer/file_names.ts";
+import {
+  formatDataFileName,
+  rawPartitionDir,
+  utcDateHour,
+} from "../consumer/file_names.ts";
 import { ParquetWriter } from "../consumer/parquet_writer.ts";
-import { flattenEvent, type FlatRow } from "../events/flatten.ts";
+import { type FlatRow, flattenEvent } from "../events/flatten.ts";
 import { createGenerator, type EventGenerator } from "../events/generator.ts";
 
 /** What one `writeBatch` committed. */
@@ -44,7 +48,12 @@ export class RawZoneFixture {
     readonly hdfs: WebHdfs,
     readonly rawDir: string,
     readonly topic: string,
-    opts: { seed?: string; startTime?: Date; rate?: number; partitions?: number } = {},
+    opts: {
+      seed?: string;
+      startTime?: Date;
+      rate?: number;
+      partitions?: number;
+    } = {},
   ) {
     this.#gen = createGenerator({
       seed: opts.seed ?? "batch-fixture",
@@ -63,7 +72,10 @@ export class RawZoneFixture {
   async writeBatch(count: number): Promise<FixtureBatch> {
     this.#writer ??= await ParquetWriter.create();
     this.#work ??= await Deno.makeTempDir({ prefix: "logpipe-fixture-" });
-    const groups = new Map<string, { partition: number; date: string; hour: string; rows: FlatRow[] }>();
+    const groups = new Map<
+      string,
+      { partition: number; date: string; hour: string; rows: FlatRow[] }
+    >();
     const perHour = new Map<string, number>();
     let firstTs = Infinity;
     let lastTs = -Infinity;
@@ -93,9 +105,14 @@ export class RawZoneFixture {
     for (const g of groups.values()) {
       const ndjson = `${this.#work}/batch.ndjson`;
       const parquet = `${this.#work}/batch.parquet`;
-      await Deno.writeTextFile(ndjson, g.rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+      await Deno.writeTextFile(
+        ndjson,
+        g.rows.map((r) => JSON.stringify(r)).join("\n") + "\n",
+      );
       const written = await this.#writer.convert(ndjson, parquet);
-      if (written !== g.rows.length) throw new Error(`fixture wrote ${written} of ${g.rows.length}`);
+      if (written !== g.rows.length) {
+        throw new Error(`fixture wrote ${written} of ${g.rows.length}`);
+      }
       const name = formatDataFileName({
         topic: this.topic,
         partition: g.partition,
@@ -107,8 +124,12 @@ export class RawZoneFixture {
       const tmp = `${this.rawDir}/_tmp/${name}`;
       await this.hdfs.mkdirs(`${this.rawDir}/_tmp`);
       await this.hdfs.mkdirs(dir);
-      await this.hdfs.create(tmp, await Deno.readFile(parquet), { overwrite: true });
-      if (!(await this.hdfs.rename(tmp, `${dir}/${name}`))) throw new Error(`rename failed: ${name}`);
+      await this.hdfs.create(tmp, await Deno.readFile(parquet), {
+        overwrite: true,
+      });
+      if (!(await this.hdfs.rename(tmp, `${dir}/${name}`))) {
+        throw new Error(`rename failed: ${name}`);
+      }
       files.push(`${dir}/${name}`);
     }
     return { files, events: n, perHour, firstTs, lastTs };
@@ -117,6 +138,8 @@ export class RawZoneFixture {
   /** Frees DuckDB and the scratch folder. */
   async close(): Promise<void> {
     this.#writer?.close();
-    if (this.#work) await Deno.remove(this.#work, { recursive: true }).catch(() => {});
+    if (this.#work) {
+      await Deno.remove(this.#work, { recursive: true }).catch(() => {});
+    }
   }
 }

@@ -23,7 +23,9 @@ export interface RawFile {
 }
 
 /** Start (inclusive) of the event hour a raw file's partition covers. */
-export function partitionStart(f: Pick<RawFile, "eventDate" | "eventHour">): Date {
+export function partitionStart(
+  f: Pick<RawFile, "eventDate" | "eventHour">,
+): Date {
   return new Date(
     `${f.eventDate}T${String(f.eventHour).padStart(2, "0")}:00:00Z`,
   );
@@ -68,11 +70,17 @@ export function rawFilesFromListing(
 export async function listRawFiles(
   hdfs: WebHdfs,
   rawDir: string,
-  opts: { concurrency?: number; hours?: (date: string, hour: number) => boolean } = {},
+  opts: {
+    concurrency?: number;
+    hours?: (date: string, hour: number) => boolean;
+  } = {},
 ): Promise<RawFile[]> {
   const dirs: string[] = [];
   for (const d of await hdfs.listOrEmpty(rawDir)) {
-    if (d.type !== "DIRECTORY" || !/^event_date=\d{4}-\d{2}-\d{2}$/.test(d.pathSuffix)) {
+    if (
+      d.type !== "DIRECTORY" ||
+      !/^event_date=\d{4}-\d{2}-\d{2}$/.test(d.pathSuffix)
+    ) {
       continue;
     }
     const date = d.pathSuffix.slice("event_date=".length);
@@ -83,7 +91,9 @@ export async function listRawFiles(
       dirs.push(`${rawDir}/${d.pathSuffix}/${h.pathSuffix}`);
     }
   }
-  const entries: Array<{ path: string; length: number; modificationTime: number }> = [];
+  const entries: Array<
+    { path: string; length: number; modificationTime: number }
+  > = [];
   let next = 0;
   const worker = async () => {
     while (next < dirs.length) {
@@ -99,7 +109,10 @@ export async function listRawFiles(
     }
   };
   await Promise.all(
-    Array.from({ length: Math.min(opts.concurrency ?? 4, dirs.length) }, worker),
+    Array.from(
+      { length: Math.min(opts.concurrency ?? 4, dirs.length) },
+      worker,
+    ),
   );
   return rawFilesFromListing(rawDir, entries);
 }

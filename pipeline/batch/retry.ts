@@ -25,7 +25,9 @@ export interface RetryPolicy {
  */
 export function backoffDelay(policy: RetryPolicy, tryNumber: number): number {
   if (!Number.isInteger(tryNumber) || tryNumber < 1) {
-    throw new RangeError(`tryNumber must be a positive integer, got ${tryNumber}`);
+    throw new RangeError(
+      `tryNumber must be a positive integer, got ${tryNumber}`,
+    );
   }
   const raw = policy.retryDelayMs * policy.backoffFactor ** (tryNumber - 1);
   return Math.max(0, Math.min(policy.maxRetryDelayMs, Math.round(raw)));

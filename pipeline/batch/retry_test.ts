@@ -45,7 +45,10 @@ Deno.test("withTimeout aborts a try that runs too long and waits for it to stop"
 
 Deno.test("withTimeout passes results and errors through", async () => {
   assert.equal(await withTimeout(() => Promise.resolve(42), 1000), 42);
-  await assert.rejects(() => withTimeout(() => Promise.reject(new Error("boom")), 1000), /boom/);
+  await assert.rejects(
+    () => withTimeout(() => Promise.reject(new Error("boom")), 1000),
+    /boom/,
+  );
 });
 
 Deno.test("formatMs", () => {

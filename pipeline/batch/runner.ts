@@ -98,7 +98,10 @@ export interface RunTasksOptions {
 }
 
 /** Sleeps `ms`, or rejects as soon as `signal` aborts. */
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function abortableSleep(
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(() => {
@@ -173,8 +176,7 @@ export async function runTask(
       if (opts.signal?.aborted) throw opts.signal.reason;
       await opts.beforeTry?.(task, tryNumber);
       result = await withTimeout(
-        (signal) =>
-          task.run({ runId, tryNumber, signal, log: opts.log }),
+        (signal) => task.run({ runId, tryNumber, signal, log: opts.log }),
         task.policy.timeoutMs,
         opts.timeoutGraceMs,
         opts.signal,
@@ -289,7 +291,11 @@ export async function runTasks(
         durationMs: 0,
         detail: { reason: "upstream_failed", upstream: failed.taskId },
       };
-      await safely(opts.log, "recording a skipped task", () => observer.tryEnded(rec));
+      await safely(
+        opts.log,
+        "recording a skipped task",
+        () => observer.tryEnded(rec),
+      );
       outcomes.push({
         group: task.group,
         taskId: task.id,

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { logger } from "../log.ts";
 import { NonRetryableError, type RetryPolicy } from "./retry.ts";
-import { type RunObserver, runTasks, type TaskDef, type TryRecord } from "./runner.ts";
+import {
+  type RunObserver,
+  runTasks,
+  type TaskDef,
+  type TryRecord,
+} from "./runner.ts";
 
 const policy = (retries: number, timeoutMs = 1000): RetryPolicy => ({
   retries,
@@ -55,7 +60,11 @@ Deno.test("a task that fails twice then succeeds is retried with capped backoff"
   assert.equal(out.rows, 7);
   assert.deepEqual(sleeps, [100, 200]);
   assert.equal(started.length, 3);
-  assert.deepEqual(ended.map((e) => e.state), ["up_for_retry", "up_for_retry", "success"]);
+  assert.deepEqual(ended.map((e) => e.state), [
+    "up_for_retry",
+    "up_for_retry",
+    "success",
+  ]);
   assert.equal(ended[0].error, "fail 1");
   assert.equal(ended[1].retryInMs, 200);
 });
@@ -63,7 +72,12 @@ Deno.test("a task that fails twice then succeeds is retried with capped backoff"
 Deno.test("retries run out: the task fails and later tasks are skipped", async () => {
   let downstreamRan = false;
   const tasks: TaskDef[] = [
-    { group: "a", id: "always_fails", policy: policy(2), run: () => Promise.reject(new Error("down")) },
+    {
+      group: "a",
+      id: "always_fails",
+      policy: policy(2),
+      run: () => Promise.reject(new Error("down")),
+    },
     {
       group: "b",
       id: "downstream",
@@ -75,7 +89,10 @@ Deno.test("retries run out: the task fails and later tasks are skipped", async (
     },
   ];
   const { observer, ended } = recorder();
-  const out = await runTasks(tasks, "r2", observer, { log, sleep: () => Promise.resolve() });
+  const out = await runTasks(tasks, "r2", observer, {
+    log,
+    sleep: () => Promise.resolve(),
+  });
   assert.equal(out[0].state, "failed");
   assert.equal(out[0].tries, 3);
   assert.equal(out[1].state, "skipped");
@@ -100,7 +117,10 @@ Deno.test("a NonRetryableError fails the task without retries", async () => {
     },
   };
   const { observer } = recorder();
-  const [out] = await runTasks([t], "r3", observer, { log, sleep: () => Promise.resolve() });
+  const [out] = await runTasks([t], "r3", observer, {
+    log,
+    sleep: () => Promise.resolve(),
+  });
   assert.equal(calls, 1);
   assert.equal(out.state, "failed");
   assert.equal(out.detail.non_retryable, true);
@@ -115,20 +135,30 @@ Deno.test("a try past its timeout is aborted and retried", async () => {
     run: ({ signal }) => {
       calls++;
       if (calls === 1) {
-        return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+        return new Promise((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason))
+        );
       }
       return Promise.resolve({ rows: 1 });
     },
   };
   const { observer, ended } = recorder();
-  const [out] = await runTasks([t], "r4", observer, { log, sleep: () => Promise.resolve() });
+  const [out] = await runTasks([t], "r4", observer, {
+    log,
+    sleep: () => Promise.resolve(),
+  });
   assert.equal(out.state, "success");
   assert.equal(ended[0].detail.timeout, true);
   assert.match(ended[0].error ?? "", /timed out/);
 });
 
 Deno.test("an observer that throws never fails the run", async () => {
-  const t: TaskDef = { group: "g", id: "ok", policy: policy(0), run: () => Promise.resolve({ rows: 1 }) };
+  const t: TaskDef = {
+    group: "g",
+    id: "ok",
+    policy: policy(0),
+    run: () => Promise.resolve({ rows: 1 }),
+  };
   const bad: RunObserver = {
     tryStarted: () => Promise.reject(new Error("db down")),
     tryEnded: () => Promise.reject(new Error("db down")),
@@ -139,7 +169,12 @@ Deno.test("an observer that throws never fails the run", async () => {
 
 Deno.test("beforeTry failing counts as a failed try", async () => {
   let lockOk = false;
-  const t: TaskDef = { group: "g", id: "needs_lock", policy: policy(1), run: () => Promise.resolve() };
+  const t: TaskDef = {
+    group: "g",
+    id: "needs_lock",
+    policy: policy(1),
+    run: () => Promise.resolve(),
+  };
   const { observer, ended } = recorder();
   const [out] = await runTasks([t], "r6", observer, {
     log,

@@ -31,10 +31,18 @@ export function scheduleBatch(
     config.batch.cron,
     { backoffSchedule: [], signal: stopping.signal },
     async () => {
-      const run = runDag(config, { ...opts, trigger: "schedule", signal: stopping.signal })
+      const run = runDag(config, {
+        ...opts,
+        trigger: "schedule",
+        signal: stopping.signal,
+      })
         .then((r) => {
           const fn = r.state === "failed" ? log.warn : log.info;
-          fn("scheduled run done", { run_id: r.runId, state: r.state, summary: formatSummary(r) });
+          fn("scheduled run done", {
+            run_id: r.runId,
+            state: r.state,
+            summary: formatSummary(r),
+          });
         })
         .catch((err) => log.error("scheduled run crashed", { error: err }));
       current = run;

@@ -32,7 +32,10 @@ function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     p,
     new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+      t = setTimeout(
+        () => reject(new Error(`${what}: no answer in ${ms} ms`)),
+        ms,
+      );
     }),
   ]).finally(() => clearTimeout(t));
 }
@@ -53,7 +56,11 @@ export async function probeKafka(config: Config, ms = 10_000): Promise<string> {
   const admin = createKafka(config, { quiet: true, retries: 0 }).admin();
   try {
     await timeout(admin.connect(), ms, "connect");
-    const cluster = await timeout(admin.describeCluster(), ms, "describeCluster");
+    const cluster = await timeout(
+      admin.describeCluster(),
+      ms,
+      "describeCluster",
+    );
     return `${cluster.brokers.length} broker(s), controller ${cluster.controller}`;
   } finally {
     await admin.disconnect().catch(() => {});
@@ -64,7 +71,9 @@ export async function probeKafka(config: Config, ms = 10_000): Promise<string> {
 export async function probeHdfs(config: Config, ms = 10_000): Promise<string> {
   const base = config.hdfs.webhdfsUrl.replace(/\/+$/, "");
   const status = await fetch(
-    `${base}/webhdfs/v1/?op=GETFILESTATUS&user.name=${encodeURIComponent(config.hdfs.user)}`,
+    `${base}/webhdfs/v1/?op=GETFILESTATUS&user.name=${
+      encodeURIComponent(config.hdfs.user)
+    }`,
     { signal: AbortSignal.timeout(ms) },
   );
   await status.body?.cancel();
@@ -87,7 +96,10 @@ export async function probeHdfs(config: Config, ms = 10_000): Promise<string> {
 }
 
 /** Postgres: a fresh connection answers `select 1`. */
-export async function probePostgres(config: Config, ms = 10_000): Promise<string> {
+export async function probePostgres(
+  config: Config,
+  ms = 10_000,
+): Promise<string> {
   const client = new pg.Client({
     connectionString: config.postgres.url,
     connectionTimeoutMillis: ms,

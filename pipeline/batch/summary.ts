@@ -16,17 +16,29 @@ export function formatSummary(r: DagRunResult): string {
     t.state === "failed" ? (t.error ?? "").slice(0, 160) : "",
   ]);
   const head = ["task", "state", "tries", "duration", "rows", "error"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => row[i].length))
+  );
   const line = (cells: string[]) =>
-    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join("  ").trimEnd();
+    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join(
+      "  ",
+    ).trimEnd();
   const out = [
-    `run ${r.runId} (${r.trigger}): ${r.state.toUpperCase()} in ${formatMs(r.durationMs)}`,
+    `run ${r.runId} (${r.trigger}): ${r.state.toUpperCase()} in ${
+      formatMs(r.durationMs)
+    }`,
     line(head),
     ...rows.map(line),
     `loaded ${r.filesLoaded} files, ${r.rowsLoaded} rows`,
   ];
-  if (r.failingTests?.length) out.push(`failing dbt tests: ${r.failingTests.join(", ")}`);
-  if (r.state === "failed" && r.error && r.tasks.length === 0) out.push(`error: ${r.error}`);
-  if (!r.historySaved) out.push("warning: part of the run history could not be written to ops.*");
+  if (r.failingTests?.length) {
+    out.push(`failing dbt tests: ${r.failingTests.join(", ")}`);
+  }
+  if (r.state === "failed" && r.error && r.tasks.length === 0) {
+    out.push(`error: ${r.error}`);
+  }
+  if (!r.historySaved) {
+    out.push("warning: part of the run history could not be written to ops.*");
+  }
   return out.join("\n");
 }

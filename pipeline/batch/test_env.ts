@@ -50,7 +50,8 @@ export async function createBatchTestEnv(
     config,
     env,
     async cleanup() {
-      await createWebHdfs(config).delete(config.hdfs.root, { recursive: true }).catch(() => {});
+      await createWebHdfs(config).delete(config.hdfs.root, { recursive: true })
+        .catch(() => {});
       const c = new pg.Client({ connectionString: base.postgres.url });
       await c.connect();
       try {

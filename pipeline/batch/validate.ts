@@ -47,7 +47,9 @@ export function requiredFieldsCondition(
     return s;
   };
   return Object.entries(rules).map(([type, cols]) =>
-    `(event_type = '${ident(type)}' and (${cols.map((c) => `${ident(c)} is null`).join(" or ")}))`
+    `(event_type = '${ident(type)}' and (${
+      cols.map((c) => `${ident(c)} is null`).join(" or ")
+    }))`
   ).join(" or ");
 }
 
@@ -115,7 +117,10 @@ export async function validateLoaded(
       [paths],
     );
     for (const r of dups.rows) {
-      violations.push({ check: "unique_event_id", detail: `${r.event_id} × ${r.n}` });
+      violations.push({
+        check: "unique_event_id",
+        detail: `${r.event_id} × ${r.n}`,
+      });
     }
     const checks = await pool.query(
       `select
@@ -134,7 +139,8 @@ export async function validateLoaded(
     if (rows !== expectedRows) {
       violations.push({
         check: "ledger_row_count",
-        detail: `unvalidated files: ledger ${expectedRows} rows, loaded ${rows}`,
+        detail:
+          `unvalidated files: ledger ${expectedRows} rows, loaded ${rows}`,
       });
     }
     if (Number(c.blank_ids) > 0) {
@@ -146,9 +152,10 @@ export async function validateLoaded(
     if (Number(c.missing_fields) > 0) {
       violations.push({
         check: "required_not_null",
-        detail: `${c.missing_fields} rows miss a field their event type requires, e.g. ${
-          (c.missing_examples ?? []).join(", ")
-        }`,
+        detail:
+          `${c.missing_fields} rows miss a field their event type requires, e.g. ${
+            (c.missing_examples ?? []).join(", ")
+          }`,
       });
     }
     if (Number(c.future) > 0) {
@@ -174,7 +181,9 @@ export async function validateLoaded(
 export function assertValid(report: ValidationReport): void {
   if (report.violations.length) {
     throw new NonRetryableError(
-      `validation failed: ${report.violations.map((v) => `${v.check}: ${v.detail}`).join("; ")}`,
+      `validation failed: ${
+        report.violations.map((v) => `${v.check}: ${v.detail}`).join("; ")
+      }`,
     );
   }
 }

@@ -22,7 +22,9 @@ export interface RunNotice {
   error?: string;
   /** Names of failing dbt tests, when dbt test failed the run. */
   failingTests?: string[];
-  tasks: Array<{ task: string; state: string; tries: number; durationMs: number }>;
+  tasks: Array<
+    { task: string; state: string; tries: number; durationMs: number }
+  >;
 }
 
 /** One failed try of a task. */
@@ -80,13 +82,19 @@ function fieldsBlock(fields: Array<[string, string]>) {
 export function runMessage(n: RunNotice): SlackPayload {
   const ok = n.state === "success";
   const head = ok
-    ? `🎉 DAG ${n.dagId} run ${n.runId} succeeded in ${formatMs(n.durationMs)}: ${n.filesLoaded} files, ${n.rowsLoaded} rows loaded`
-    : `🔴 DAG ${n.dagId} run ${n.runId} failed at ${n.failedTask ?? "?"} after ${formatMs(n.durationMs)}: ${n.error ?? "unknown error"}`;
+    ? `🎉 DAG ${n.dagId} run ${n.runId} succeeded in ${
+      formatMs(n.durationMs)
+    }: ${n.filesLoaded} files, ${n.rowsLoaded} rows loaded`
+    : `🔴 DAG ${n.dagId} run ${n.runId} failed at ${
+      n.failedTask ?? "?"
+    } after ${formatMs(n.durationMs)}: ${n.error ?? "unknown error"}`;
   const tests = n.failingTests?.length
     ? `\nFailing dbt tests: ${n.failingTests.join(", ")}`
     : "";
   const grid = n.tasks.map((t) =>
-    `${t.state.padEnd(8)} ${t.task} (tries ${t.tries}, ${formatMs(t.durationMs)})`
+    `${t.state.padEnd(8)} ${t.task} (tries ${t.tries}, ${
+      formatMs(t.durationMs)
+    })`
   ).join("\n");
   const fields: Array<[string, string]> = [
     ["DAG", n.dagId],
@@ -109,7 +117,10 @@ export function runMessage(n: RunNotice): SlackPayload {
       fieldsBlock(fields),
       {
         type: "section",
-        text: { type: "mrkdwn", text: "```" + slackEscape(clip(grid, 2800)) + "```" },
+        text: {
+          type: "mrkdwn",
+          text: "```" + slackEscape(clip(grid, 2800)) + "```",
+        },
       },
     ],
     logpipe: { kind: ok ? "run_success" : "run_failure", ...n },
@@ -125,7 +136,9 @@ export function taskFailureMessage(n: TaskFailureNotice): SlackPayload {
     ? `\nFailing dbt tests: ${n.failingTests.join(", ")}`
     : "";
   const head =
-    `⚠️ DAG ${n.dagId} run ${n.runId}: task ${n.task} failed (try ${n.tryNumber}/${n.maxTries}${next}) after ${formatMs(n.durationMs)}: ${n.error}${tests}`;
+    `⚠️ DAG ${n.dagId} run ${n.runId}: task ${n.task} failed (try ${n.tryNumber}/${n.maxTries}${next}) after ${
+      formatMs(n.durationMs)
+    }: ${n.error}${tests}`;
   return {
     text: clip(head, 3000),
     blocks: [

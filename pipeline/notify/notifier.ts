@@ -12,8 +12,8 @@ import {
   type RunNotice,
   type ServiceCheck,
   servicesDownEmail,
-  type TaskFailureNotice,
   taskFailureMessage,
+  type TaskFailureNotice,
 } from "./messages.ts";
 import { postWebhook } from "./webhook.ts";
 
@@ -79,10 +79,13 @@ export class Notifier implements BatchNotifier {
     const msg = servicesDownEmail(dagId, runId, checks, tries);
     const { smtpUrl, emailTo, emailFrom } = this.#cfg;
     if (!smtpUrl || emailTo.length === 0) {
-      this.#log.warn("service-down e-mail (no SMTP server or recipients configured)", {
-        subject: msg.subject,
-        text: msg.text,
-      });
+      this.#log.warn(
+        "service-down e-mail (no SMTP server or recipients configured)",
+        {
+          subject: msg.subject,
+          text: msg.text,
+        },
+      );
       return;
     }
     try {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { logger } from "../log.ts";
-import { runMessage, servicesDownEmail, slackEscape, taskFailureMessage } from "./messages.ts";
+import {
+  runMessage,
+  servicesDownEmail,
+  slackEscape,
+  taskFailureMessage,
+} from "./messages.ts";
 import { Notifier } from "./notifier.ts";
 import { startSmtpReceiver, startWebhookReceiver } from "./receivers.ts";
 
@@ -11,12 +16,20 @@ const run = {
   durationMs: 65_000,
   rowsLoaded: 1200,
   filesLoaded: 6,
-  tasks: [{ task: "check_services.check_services", state: "success", tries: 1, durationMs: 120 }],
+  tasks: [{
+    task: "check_services.check_services",
+    state: "success",
+    tries: 1,
+    durationMs: 120,
+  }],
 };
 
 Deno.test("messages name DAG, run, task, try, error and duration", () => {
   const ok = runMessage({ ...run, state: "success" });
-  assert.match(ok.text, /^🎉 DAG logpipe_batch run manual__\S+ succeeded in 1 min 5 s: 6 files, 1200 rows/);
+  assert.match(
+    ok.text,
+    /^🎉 DAG logpipe_batch run manual__\S+ succeeded in 1 min 5 s: 6 files, 1200 rows/,
+  );
   const bad = runMessage({
     ...run,
     state: "failed",
@@ -36,7 +49,10 @@ Deno.test("messages name DAG, run, task, try, error and duration", () => {
     durationMs: 30,
     retryInMs: 5000,
   });
-  assert.match(t.text, /⚠️ .*load_raw_events failed \(try 1\/4, retrying in 5\.0 s\).*ECONNREFUSED/);
+  assert.match(
+    t.text,
+    /⚠️ .*load_raw_events failed \(try 1\/4, retrying in 5\.0 s\).*ECONNREFUSED/,
+  );
   assert.equal(t.logpipe.kind, "task_failure");
 });
 
@@ -100,9 +116,18 @@ Deno.test("notification failures never throw; unconfigured channels only log", a
       emailTo: ["c@d"],
     }, logger("notify-test"));
     await broken.runFinished({ ...run, state: "failed", error: "x" });
-    await broken.servicesDown("d", "r", [{ service: "Kafka", ok: false, detail: "x" }], 1);
+    await broken.servicesDown("d", "r", [{
+      service: "Kafka",
+      ok: false,
+      detail: "x",
+    }], 1);
     assert.equal(hook.received.length, 3, "5xx is retried, then given up");
-    const none = new Notifier({ slackWebhookUrl: undefined, smtpUrl: undefined, emailFrom: "a@b", emailTo: [] });
+    const none = new Notifier({
+      slackWebhookUrl: undefined,
+      smtpUrl: undefined,
+      emailFrom: "a@b",
+      emailTo: [],
+    });
     await none.runFinished({ ...run, state: "success" });
     await none.servicesDown("d", "r", [], 1);
   } finally {

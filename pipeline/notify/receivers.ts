@@ -8,7 +8,11 @@ import { SMTPServer } from "smtp-server";
 /** A received webhook call. */
 export interface ReceivedWebhook {
   at: number;
-  body: { text?: string; logpipe?: { kind?: string; [k: string]: unknown }; [k: string]: unknown };
+  body: {
+    text?: string;
+    logpipe?: { kind?: string; [k: string]: unknown };
+    [k: string]: unknown;
+  };
 }
 
 /** A running webhook receiver. */
@@ -16,11 +20,18 @@ export interface WebhookReceiver {
   url: string;
   received: ReceivedWebhook[];
   /** Resolves when `pred` holds for a received message (or rejects after timeoutMs). */
-  waitFor(pred: (m: ReceivedWebhook) => boolean, timeoutMs?: number): Promise<ReceivedWebhook>;
+  waitFor(
+    pred: (m: ReceivedWebhook) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedWebhook>;
   close(): Promise<void>;
 }
 
-async function waitUntil<T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+async function waitUntil<T>(
+  find: () => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const hit = find();
@@ -31,12 +42,16 @@ async function waitUntil<T>(find: () => T | undefined, timeoutMs: number, what: 
 }
 
 /** Starts a webhook receiver answering 200 (or `status`) to every POST. */
-export function startWebhookReceiver(opts: { status?: number } = {}): WebhookReceiver {
+export function startWebhookReceiver(
+  opts: { status?: number } = {},
+): WebhookReceiver {
   const received: ReceivedWebhook[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (req) => {
-      if (req.method !== "POST") return new Response("POST only", { status: 405 });
+      if (req.method !== "POST") {
+        return new Response("POST only", { status: 405 });
+      }
       try {
         received.push({ at: Date.now(), body: await req.json() });
       } catch {
@@ -68,7 +83,10 @@ export interface SmtpReceiver {
   /** smtp://127.0.0.1:<port> */
   url: string;
   received: ReceivedMail[];
-  waitFor(pred: (m: ReceivedMail) => boolean, timeoutMs?: number): Promise<ReceivedMail>;
+  waitFor(
+    pred: (m: ReceivedMail) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedMail>;
   close(): Promise<void>;
 }
 
@@ -82,7 +100,12 @@ export async function startSmtpReceiver(): Promise<SmtpReceiver> {
     logger: false,
     onData(
       stream: AsyncIterable<Uint8Array> & NodeJS.ReadableStream,
-      session: { envelope: { mailFrom: { address: string } | false; rcptTo: Array<{ address: string }> } },
+      session: {
+        envelope: {
+          mailFrom: { address: string } | false;
+          rcptTo: Array<{ address: string }>;
+        };
+      },
       callback: (err?: Error | null) => void,
     ) {
       const chunks: Uint8Array[] = [];
@@ -91,9 +114,15 @@ export async function startSmtpReceiver(): Promise<SmtpReceiver> {
         const raw = new TextDecoder().decode(
           new Uint8Array(chunks.flatMap((c) => [...c])),
         );
-        const subject = /^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1]?.replace(/\r?\n[ \t]/g, " ") ?? "";
+        const subject =
+          /^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1]?.replace(
+            /\r?\n[ \t]/g,
+            " ",
+          ) ?? "";
         received.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+          from: session.envelope.mailFrom
+            ? session.envelope.mailFrom.address
+            : "",
           to: session.envelope.rcptTo.map((r) => r.address),
           raw,
           subject,

@@ -22,7 +22,9 @@ export async function postWebhook(
       });
       const body = await res.text().catch(() => "");
       if (res.ok) return;
-      last = new Error(`webhook answered HTTP ${res.status}: ${body.slice(0, 200)}`);
+      last = new Error(
+        `webhook answered HTTP ${res.status}: ${body.slice(0, 200)}`,
+      );
       if (res.status < 500 && res.status !== 429) break;
     } catch (err) {
       last = err;
