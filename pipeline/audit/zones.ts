@@ -1,0 +1,144 @@
+/**
+ * Reads back what the HDFS raw and dead-letter zones hold, record by record:
+ * every committed Parquet file (downloaded, then read with DuckDB) and every
+ * dead-letter NDJSON line, each with its Kafka coordinates. Used by the audit
+ * and by the exactly-once tests; anything that is not a committed data file
+ * is reported as foreign, anything left in the staging area as a leftover.
+ */
+import { DuckDBInstance } from "@duckdb/node-api";
+import type { Config } from "../config.ts";
+import { createWebHdfs } from "../clients/webhdfs.ts";
+import {
+  parseDataFileName,
+  parseRawPartition,
+} from "../consumer/file_names.ts";
+import type { DeadLetterRecord } from "../consumer/dead_letter.ts";
+
+/** A row of the raw zone as read back. */
+export interface RawZoneRow {
+  event_id: string;
+  event_type: string;
+  geo_country: string;
+  kafka_partition: number;
+  kafka_offset: number;
+  /** File name @ the row's event date and hour (YYYY-MM-DD HH). */
+  file: string;
+  /** HDFS path of the file. */
+  path: string;
+}
+
+export type DeadLetterRow = DeadLetterRecord & { file: string; path: string };
+
+/** Everything both zones hold. */
+export interface ZoneContents {
+  raw: RawZoneRow[];
+  deadLetters: DeadLetterRow[];
+  /** Files whose names are not committed-file names (must be none). */
+  foreign: string[];
+  /** Entries left in the consumer's staging folders. */
+  leftovers: string[];
+  rawFiles: number;
+  rawBytes: number;
+  deadLetterFiles: number;
+}
+
+/** Downloads and reads both zones (8 downloads in flight). */
+export async function readZones(config: Config): Promise<ZoneContents> {
+  const hdfs = createWebHdfs(config, { timeoutMs: 120_000 });
+  const tmp = await Deno.makeTempDir({ prefix: "logpipe-zones-" });
+  try {
+    const foreign: string[] = [];
+    const queue = [...await hdfs.walk(config.hdfs.rawDir)];
+    const localToPath = new Map<string, string>();
+    let rawBytes = 0;
+    let n = 0;
+    const worker = async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const name = parseDataFileName(f.pathSuffix);
+        if (
+          !name || name.extension !== "parquet" || !parseRawPartition(f.path)
+        ) {
+          foreign.push(f.path);
+          continue;
+        }
+        const local = `${tmp}/${++n}__${f.pathSuffix}`;
+        const bytes = await hdfs.read(f.path);
+        rawBytes += bytes.byteLength;
+        await Deno.writeFile(local, bytes);
+        localToPath.set(local, f.path);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+
+    const raw: RawZoneRow[] = [];
+    if (localToPath.size) {
+      const db = await DuckDBInstance.create(":memory:");
+      const con = await db.connect();
+      try {
+        const res = await con.runAndReadAll(
+          `select event_id, event_type, geo_country, kafka_partition,
+                  kafka_offset::bigint, filename,
+                  strftime(event_ts at time zone 'UTC', '%Y-%m-%d %H')
+             from read_parquet('${tmp}/*.parquet', filename = true)`,
+        );
+        for (const r of res.getRows()) {
+          const local = String(r[5]);
+          const path = localToPath.get(local) ?? local;
+          raw.push({
+            event_id: String(r[0]),
+            event_type: String(r[1]),
+            geo_country: String(r[2]),
+            kafka_partition: Number(r[3]),
+            kafka_offset: Number(r[4]),
+            file: `${path.split("/").pop()}@${String(r[6])}`,
+            path,
+          });
+        }
+      } finally {
+        con.closeSync();
+        db.closeSync();
+      }
+    }
+
+    const deadLetters: DeadLetterRow[] = [];
+    let deadLetterFiles = 0;
+    for (const f of await hdfs.walk(config.hdfs.deadLetterDir)) {
+      const name = parseDataFileName(f.pathSuffix);
+      if (
+        !name || name.extension !== "ndjson" ||
+        !/\/date=\d{4}-\d{2}-\d{2}\//.test(f.path)
+      ) {
+        foreign.push(f.path);
+        continue;
+      }
+      deadLetterFiles++;
+      for (const line of (await hdfs.readText(f.path)).split("\n")) {
+        if (line) {
+          deadLetters.push({
+            ...JSON.parse(line),
+            file: f.pathSuffix,
+            path: f.path,
+          });
+        }
+      }
+    }
+
+    const leftovers: string[] = [];
+    for (const d of ["staging", "committed"]) {
+      for (const s of await hdfs.listOrEmpty(`${config.hdfs.root}/_tmp/${d}`)) {
+        leftovers.push(`${d}/${s.pathSuffix}`);
+      }
+    }
+    return {
+      raw,
+      deadLetters,
+      foreign,
+      leftovers,
+      rawFiles: localToPath.size,
+      rawBytes,
+      deadLetterFiles,
+    };
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
