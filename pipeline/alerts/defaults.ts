@@ -175,10 +175,8 @@ export function parseRuleFile(text: string, path = "rules file"): AlertRule[] {
       `${path}: not valid JSON (${err instanceof Error ? err.message : err})`,
     );
   }
-  const list = Array.isArray(doc)
-    ? doc
-    : doc && typeof doc === "object" &&
-        Array.isArray((doc as { rules?: unknown }).rules)
+  const list = Array.isArray(doc) ? doc : doc && typeof doc === "object" &&
+      Array.isArray((doc as { rules?: unknown }).rules)
     ? (doc as { rules: unknown[] }).rules
     : undefined;
   if (!list) {
@@ -197,12 +195,16 @@ export function parseRuleFile(text: string, path = "rules file"): AlertRule[] {
             typeof (raw as { name?: unknown }).name === "string"
           ? ` ("${(raw as { name: string }).name}")`
           : "";
-        throw new RuleFileError(`${path}: rule ${i + 1}${label}: ${err.message}`);
+        throw new RuleFileError(
+          `${path}: rule ${i + 1}${label}: ${err.message}`,
+        );
       }
       throw err;
     }
     if (seen.has(rule.id)) {
-      throw new RuleFileError(`${path}: rule ${i + 1}: duplicate id "${rule.id}"`);
+      throw new RuleFileError(
+        `${path}: rule ${i + 1}: duplicate id "${rule.id}"`,
+      );
     }
     seen.add(rule.id);
     return rule;
@@ -216,7 +218,9 @@ export async function readRuleFile(path: string): Promise<AlertRule[]> {
     text = await Deno.readTextFile(path);
   } catch (err) {
     throw new RuleFileError(
-      `cannot read rules file ${path}: ${err instanceof Error ? err.message : err}`,
+      `cannot read rules file ${path}: ${
+        err instanceof Error ? err.message : err
+      }`,
     );
   }
   return parseRuleFile(text, path);

@@ -20,19 +20,15 @@
 import type { Admin } from "kafkajs";
 import type { Config } from "../config.ts";
 import { createKafka } from "../clients/kafka.ts";
-import {
-  createPool,
-  type Pool,
-  withTransaction,
-} from "../clients/postgres.ts";
+import { createPool, type Pool, withTransaction } from "../clients/postgres.ts";
 import { logger } from "../log.ts";
 import { postWebhook } from "../notify/webhook.ts";
 import { sendEmail } from "../notify/email.ts";
 import type { EmailMessage, SlackPayload } from "../notify/messages.ts";
 import { readRuleFile } from "./defaults.ts";
 import {
-  type AlertNotice,
   alertEmail,
+  type AlertNotice,
   alertSlackPayload,
   formatValue,
 } from "./messages.ts";
@@ -42,8 +38,8 @@ import {
   lagFromMonitoring,
   type LagReader,
   type LagReading,
-  readMetric,
   type Reading,
+  readMetric,
 } from "./metrics.ts";
 import { describeCondition } from "./rules.ts";
 import { initialState, step } from "./state_machine.ts";
@@ -148,9 +144,12 @@ export class AlertEvaluator {
         "Kafka lag read",
       );
     } catch (err) {
-      log.warn("consumer lag from Kafka failed; using monitoring.consumer_lag", {
-        error: err,
-      });
+      log.warn(
+        "consumer lag from Kafka failed; using monitoring.consumer_lag",
+        {
+          error: err,
+        },
+      );
       await this.#admin?.disconnect().catch(() => {});
       this.#admin = undefined;
       return await lagFromMonitoring(this.pool, now);
@@ -196,7 +195,10 @@ export class AlertEvaluator {
       let prev = states.get(rule.id);
       if (!prev) {
         const counters = await store.nextCounters(db, rule.id);
-        prev = { ...initialState(now, counters.episode), notifySeq: counters.seq };
+        prev = {
+          ...initialState(now, counters.episode),
+          notifySeq: counters.seq,
+        };
       }
       let reading: Reading = { value: null, samples: null, detail: {} };
       let error: string | null = null;
@@ -350,9 +352,12 @@ export class AlertEvaluator {
             });
           } else if (n.channel === "email") {
             if (!smtpUrl || emailTo.length === 0) {
-              log.info("alert e-mail (no SMTP server or recipients configured)", {
-                subject: n.payload.email.subject,
-              });
+              log.info(
+                "alert e-mail (no SMTP server or recipients configured)",
+                {
+                  subject: n.payload.email.subject,
+                },
+              );
               await mark(
                 "skipped",
                 "LOGPIPE_SMTP_URL or LOGPIPE_EMAIL_TO is not set",
@@ -450,7 +455,10 @@ export async function startAlertEvaluator(
       (err) => log.error("alert evaluation failed", { error: err }),
     ).finally(() => {
       if (!stopped) {
-        timer = setTimeout(loop, Math.max(0, interval - (Date.now() - started)));
+        timer = setTimeout(
+          loop,
+          Math.max(0, interval - (Date.now() - started)),
+        );
       }
     });
   };

@@ -7,8 +7,8 @@
  */
 import {
   type EmailMessage,
-  type SlackPayload,
   slackEscape,
+  type SlackPayload,
 } from "../notify/messages.ts";
 import { type AlertRule, describeCondition, METRICS } from "./rules.ts";
 import type { NotificationKind } from "./state_machine.ts";
@@ -47,7 +47,10 @@ const ICON: Record<NotificationKind, string> = {
 };
 
 /** A value with its metric's unit and sensible precision. */
-export function formatValue(metric: AlertRule["metric"], v: number | null): string {
+export function formatValue(
+  metric: AlertRule["metric"],
+  v: number | null,
+): string {
   if (v === null) return "no data";
   const unit = METRICS[metric].unit;
   const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
@@ -56,7 +59,9 @@ export function formatValue(metric: AlertRule["metric"], v: number | null): stri
 }
 
 function filterText(f: AlertRule["filter"]): string {
-  const parts = Object.entries(f).map(([k, v]) => `${k}=${(v ?? []).join(",")}`);
+  const parts = Object.entries(f).map(([k, v]) =>
+    `${k}=${(v ?? []).join(",")}`
+  );
   return parts.length ? parts.join(" ") : "all events";
 }
 
@@ -89,7 +94,9 @@ export function alertHeadline(n: AlertNotice): string {
 }
 
 /** A stable id receivers can deduplicate on. */
-export function notificationId(n: Pick<AlertNotice, "rule" | "episode" | "kind" | "seq">): string {
+export function notificationId(
+  n: Pick<AlertNotice, "rule" | "episode" | "kind" | "seq">,
+): string {
   return `${n.rule.id}/${n.episode}/${n.kind}/${n.seq}`;
 }
 
@@ -100,7 +107,10 @@ export function alertSlackPayload(n: AlertNotice): SlackPayload {
     ["Rule", n.rule.name],
     ["Condition", describeCondition(n.rule)],
     ["Value", formatValue(n.rule.metric, n.value)],
-    ["Threshold", `${n.rule.comparison} ${formatValue(n.rule.metric, n.rule.threshold)}`],
+    [
+      "Threshold",
+      `${n.rule.comparison} ${formatValue(n.rule.metric, n.rule.threshold)}`,
+    ],
     ["Severity", n.rule.severity],
     ["Filter", filterText(n.rule.filter)],
   ];
@@ -144,7 +154,9 @@ export function alertEmail(n: AlertNotice): EmailMessage {
     `Rule:       ${n.rule.name} (${n.rule.id})`,
     `Condition:  ${describeCondition(n.rule)}`,
     `Value:      ${formatValue(n.rule.metric, n.value)}`,
-    `Threshold:  ${n.rule.comparison} ${formatValue(n.rule.metric, n.rule.threshold)}`,
+    `Threshold:  ${n.rule.comparison} ${
+      formatValue(n.rule.metric, n.rule.threshold)
+    }`,
     `Severity:   ${n.rule.severity}`,
     `Filter:     ${filterText(n.rule.filter)}`,
     `Details:    ${
@@ -155,7 +167,9 @@ export function alertEmail(n: AlertNotice): EmailMessage {
     "",
     `Notification id: ${notificationId(n)}`,
   ];
-  const tag = n.kind === "resolved" ? "RESOLVED" : n.rule.severity.toUpperCase();
+  const tag = n.kind === "resolved"
+    ? "RESOLVED"
+    : n.rule.severity.toUpperCase();
   return {
     subject: `[logpipe alert] [${tag}] ${n.rule.name}`.slice(0, 200),
     text: lines.join("\n"),

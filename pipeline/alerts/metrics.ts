@@ -213,7 +213,9 @@ export async function readMetric(
       );
       const ref = rows[0].last_success ?? rows[0].first_run;
       return {
-        value: ref ? Math.max(0, (now.getTime() - ref.getTime()) / 60_000) : null,
+        value: ref
+          ? Math.max(0, (now.getTime() - ref.getTime()) / 60_000)
+          : null,
         samples: null,
         detail: {
           last_success: rows[0].last_success?.toISOString() ?? null,

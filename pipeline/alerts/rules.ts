@@ -168,7 +168,8 @@ export function isUpward(c: Comparison): boolean {
 
 /** Makes an id from a name: "High error rate (DE)" → "high-error-rate-de". */
 export function slugify(name: string): string {
-  const s = name.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-")
+  const s = name.toLowerCase().normalize("NFKD").replace(/\p{M}+/gu, "")
+    .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "").slice(0, 56);
   return s || "rule";
 }
@@ -288,9 +289,9 @@ export function validateRule(input: unknown): AlertRule {
   } else if (!(r.metric in METRICS)) {
     err(
       "metric",
-      `unknown metric "${
-        r.metric.slice(0, 60)
-      }" (known: ${METRIC_IDS.join(", ")})`,
+      `unknown metric "${r.metric.slice(0, 60)}" (known: ${
+        METRIC_IDS.join(", ")
+      })`,
     );
   } else metric = r.metric as MetricId;
   const info: MetricInfo | undefined = metric ? METRICS[metric] : undefined;
@@ -331,7 +332,12 @@ export function validateRule(input: unknown): AlertRule {
     }
   }
   if (info?.unit === "%" && metric !== "revenue_vs_hour_avg") {
-    for (const [f, v] of [["threshold", threshold], ["recover_threshold", recover]] as const) {
+    for (
+      const [f, v] of [["threshold", threshold], [
+        "recover_threshold",
+        recover,
+      ]] as const
+    ) {
       if (typeof v === "number" && (v < 0 || v > 100)) {
         err(f, `is a percentage for ${metric}: must be between 0 and 100`);
       }
@@ -428,7 +434,7 @@ function validateFilter(
 ): RuleFilter {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    err("filter", "must be an object like {\"country\": [\"DE\"]}");
+    err("filter", 'must be an object like {"country": ["DE"]}');
     return {};
   }
   const out: RuleFilter = {};

@@ -17,12 +17,7 @@
  *   passed since the rule's previous one, so a flapping rule notifies at
  *   most once per cooldown.
  */
-import {
-  type AlertRule,
-  breaches,
-  METRICS,
-  recovered,
-} from "./rules.ts";
+import { type AlertRule, breaches, METRICS, recovered } from "./rules.ts";
 
 export type AlertStateName = "ok" | "pending" | "firing";
 

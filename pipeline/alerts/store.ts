@@ -48,8 +48,7 @@ const INSERT_COLUMNS =
    cooldown_secs, enabled, source`;
 const INSERT_VALUES =
   `$1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13::text[], $14, $15, $16, $17`;
-const UPDATE_SET =
-  `name = excluded.name, description = excluded.description,
+const UPDATE_SET = `name = excluded.name, description = excluded.description,
    metric = excluded.metric, filter = excluded.filter,
    window_secs = excluded.window_secs, comparison = excluded.comparison,
    threshold = excluded.threshold, recover_threshold = excluded.recover_threshold,
