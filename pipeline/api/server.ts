@@ -3,7 +3,8 @@
  * live pages, `/healthz`, and the built site (`dist/`) from the same origin.
  * `startApi` is what `deno task api` and `deno task up` (in-process) call.
  */
-import type { Config } from "../config.ts";
+import { type Config, ConfigError } from "../config.ts";
+import { isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
 import { cachedServiceChecks, type ServiceCheck } from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
@@ -161,6 +162,13 @@ export async function startApi(
   config: Config,
   opts: ApiOptions = {},
 ): Promise<RunningApi> {
+  // Rule-changing endpoints are guarded by LOGPIPE_API_TOKEN; without one the
+  // API must not be reachable from other machines at all.
+  if (!isLoopback(config.api.host) && !config.api.token) {
+    throw new ConfigError(
+      `LOGPIPE_API_HOST=${config.api.host} exposes the API beyond this machine: set LOGPIPE_API_TOKEN (rule changes require it) or bind to 127.0.0.1`,
+    );
+  }
   let db = opts.db;
   let ownPool = false;
   if (!db) {
