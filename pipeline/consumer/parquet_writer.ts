@@ -7,7 +7,7 @@
  * This keeps the per-event work on the JavaScript thread to one
  * JSON.stringify, which is what makes ≥ 50k events/s possible on 2 cores.
  */
-import { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { FLAT_COLUMNS } from "../events/flatten.ts";
 
 function sqlString(s: string): string {
@@ -23,10 +23,12 @@ export function readJsonColumns(): string {
 }
 
 export interface ParquetWriterOptions {
-  /** DuckDB worker threads (default 2). */
+  /** DuckDB worker threads (default 1: the other core runs the JS thread). */
   threads?: number;
-  /** DuckDB memory limit (default 256MB; it spills beyond). */
+  /** DuckDB memory limit (default 128MB; it spills to tempDirectory beyond). */
   memoryLimit?: string;
+  /** Where DuckDB may spill (default: none, in-memory only). */
+  tempDirectory?: string;
   /** Rows per Parquet row group (default 122,880, DuckDB's). */
   rowGroupSize?: number;
 }
@@ -35,25 +37,22 @@ export interface ParquetWriterOptions {
 export class ParquetWriter {
   #columns = readJsonColumns();
   #select = FLAT_COLUMNS.map((c) => `"${c.name}"`).join(", ");
+  /** Conversions run one at a time (each already uses every DuckDB thread). */
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly instance: DuckDBInstance,
-    readonly connection: DuckDBConnection,
     readonly rowGroupSize: number,
   ) {}
 
   /** Opens an in-memory DuckDB for writing. */
   static async create(opts: ParquetWriterOptions = {}): Promise<ParquetWriter> {
     const instance = await DuckDBInstance.create(":memory:", {
-      threads: String(opts.threads ?? 2),
-      memory_limit: opts.memoryLimit ?? "256MB",
+      threads: String(opts.threads ?? 1),
+      memory_limit: opts.memoryLimit ?? "128MB",
+      ...(opts.tempDirectory ? { temp_directory: opts.tempDirectory } : {}),
     });
-    const connection = await instance.connect();
-    return new ParquetWriter(
-      instance,
-      connection,
-      opts.rowGroupSize ?? 122_880,
-    );
+    return new ParquetWriter(instance, opts.rowGroupSize ?? 122_880);
   }
 
   /**
@@ -61,20 +60,27 @@ export class ParquetWriter {
    * `parquetPath`, rows in file order. Returns the row count DuckDB wrote,
    * which the caller checks against what it buffered.
    */
-  async convert(ndjsonPath: string, parquetPath: string): Promise<number> {
-    // Parse into a table first, then COPY it: measured ~40 % faster than a
-    // single COPY (SELECT … FROM read_json) here, whose insertion-order
+  convert(ndjsonPath: string, parquetPath: string): Promise<number> {
+    const run = this.#queue.then(() => this.#convert(ndjsonPath, parquetPath));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #convert(ndjsonPath: string, parquetPath: string): Promise<number> {
+    // A fresh connection each time keeps the temp table private. Parse into a table first, then COPY it: measured ~40 % faster than
+    // a single COPY (SELECT … FROM read_json), whose insertion-order
     // preservation serialises the two stages. zstd level 1 is as small as the
     // default level 3 for these rows and about twice as fast.
-    await this.connection.run(
-      `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${this.#select} FROM read_json(` +
-        `${
-          sqlString(ndjsonPath)
-        }, format = 'newline_delimited', columns = ${this.#columns}, ` +
-        `maximum_object_size = 16777216)`,
-    );
+    const con = await this.instance.connect();
     try {
-      const result = await this.connection.run(
+      await con.run(
+        `CREATE TEMP TABLE micro_batch AS SELECT ${this.#select} FROM read_json(` +
+          `${
+            sqlString(ndjsonPath)
+          }, format = 'newline_delimited', columns = ${this.#columns}, ` +
+          `maximum_object_size = 1048576)`,
+      );
+      const result = await con.run(
         `COPY micro_batch TO ${
           sqlString(parquetPath)
         } (FORMAT parquet, COMPRESSION zstd, ` +
@@ -82,13 +88,12 @@ export class ParquetWriter {
       );
       return Number(result.rowsChanged);
     } finally {
-      await this.connection.run("DROP TABLE IF EXISTS micro_batch");
+      con.closeSync();
     }
   }
 
-  /** Closes the connection and the database. */
+  /** Closes the database. */
   close(): void {
-    this.connection.closeSync();
     this.instance.closeSync();
   }
 }

@@ -97,6 +97,8 @@ export interface ConsumerSummary {
   batches: number;
   elapsedMs: number;
   caughtUp: boolean;
+  /** Highest resident set size sampled (every 100 ms). */
+  peakRssBytes: number;
   /** Per partition: next offset durably committed (owned partitions only). */
   positions: Record<string, number>;
 }
@@ -149,6 +151,9 @@ export class StreamConsumer {
   #assigned = new Set<number>();
   #generation = 0;
   #lock: Promise<unknown> = Promise.resolve();
+  /** In-flight flush per partition (partitions flush concurrently). */
+  #flushing = new Map<number, Promise<void>>();
+  #peakRss = 0;
   #inBatch: Promise<void> = Promise.resolve();
   #heartbeat: (() => Promise<void>) | undefined;
   #targets: Map<number, number> | undefined;
@@ -232,7 +237,9 @@ export class StreamConsumer {
     const t0 = performance.now();
     await Deno.mkdir(this.#scratch, { recursive: true });
     await this.#cleanOldScratch();
-    this.#parquet = await ParquetWriter.create();
+    this.#parquet = await ParquetWriter.create({
+      tempDirectory: `${this.#scratch}/duckdb`,
+    });
     if (this.#opts.metrics !== false) {
       this.#pool = createPool(this.config, {
         max: 2,
@@ -260,8 +267,8 @@ export class StreamConsumer {
       sessionTimeout: this.#opts.sessionTimeoutMs ?? 30_000,
       rebalanceTimeout: 60_000,
       heartbeatInterval: 3_000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      maxBytes: 24 * 1024 * 1024,
+      maxBytesPerPartition: 2 * 1024 * 1024,
+      maxBytes: 12 * 1024 * 1024,
       maxWaitTimeInMs: 200,
       retry: { retries: 10 },
     });
@@ -319,7 +326,7 @@ export class StreamConsumer {
       } catch { /* not running */ }
       await this.#inBatch;
       if (!this.#fatal) {
-        await this.#serial(() => this.#flushAll("stop")).catch((err) => {
+        await this.#flushAll("stop").catch((err) => {
           if (!(err instanceof RetryAborted)) throw err;
           this.log.warn("stopped without committing open batches (forced)");
         });
@@ -344,6 +351,7 @@ export class StreamConsumer {
       batches: this.#batches,
       elapsedMs: Math.round(performance.now() - t0),
       caughtUp: this.#caughtUp,
+      peakRssBytes: this.#peakRss,
       positions: Object.fromEntries(
         [...this.#parts].filter(([, s]) => s.ready).map((
           [p, s],
@@ -412,6 +420,9 @@ export class StreamConsumer {
   }
 
   async #recover(gen: number, parts: number[]): Promise<void> {
+    // A flush of the previous generation may be between its ownership check
+    // and its commit point: let it land (or abort) before HDFS is listed.
+    await this.#settleFlushes();
     if (gen !== this.#generation) return;
     const t0 = performance.now();
     const rec = await this.#retry(
@@ -507,7 +518,7 @@ export class StreamConsumer {
       if (
         b.records >= this.limits.maxRecords || b.bytes >= this.limits.maxBytes
       ) {
-        await this.#serial(() => this.#flush(p, gen, "size"));
+        await this.#flushNow(p, gen, "size");
       }
     }
     if (lastSeen !== undefined) resolveOffset(lastSeen);
@@ -524,7 +535,7 @@ export class StreamConsumer {
         this.log.info(
           "rebalance announced: committing open batches before rejoining",
         );
-        await this.#serial(() => this.#flushAll("rebalance"));
+        await this.#flushAll("rebalance");
       }
       throw err;
     }
@@ -577,10 +588,11 @@ export class StreamConsumer {
         st.buffer && (st.buffer.full(this.limits, now) || this.#atTarget(st))
       ) due = true;
     }
-    if (due) {
-      this.#serial(() => this.#flushDue(gen)).catch((err) =>
-        this.#onFlushError(err)
-      );
+    if (due) this.#flushDue(gen);
+    const mem = Deno.memoryUsage();
+    if (mem.rss > this.#peakRss) {
+      this.#peakRss = mem.rss;
+      this.log.debug("memory", { ...mem });
     }
     if (this.#targets) this.#checkCaughtUp();
   }
@@ -600,25 +612,52 @@ export class StreamConsumer {
     return false;
   }
 
-  async #flushDue(gen: number): Promise<void> {
+  /** Starts (without waiting) the flush of every due partition not already flushing. */
+  #flushDue(gen: number): void {
     const now = Date.now();
     for (const [p, st] of this.#parts) {
       if (
-        st.buffer && (st.buffer.full(this.limits, now) || this.#atTarget(st))
+        st.buffer && !this.#flushing.has(p) &&
+        (st.buffer.full(this.limits, now) || this.#atTarget(st))
       ) {
-        await this.#flush(p, gen, "due");
+        this.#startFlush(p, gen, "due").catch((err) => this.#onFlushError(err));
       }
     }
   }
 
+  /** Starts the flush of partition p's open batch; one flush per partition at a time. */
+  #startFlush(p: number, gen: number, why: string): Promise<void> {
+    const running = this.#flushing.get(p);
+    if (running) return running;
+    const run = this.#flush(p, gen, why).finally(() =>
+      this.#flushing.delete(p)
+    );
+    this.#flushing.set(p, run);
+    return run;
+  }
+
+  /** Waits for p's in-flight flush, then flushes what it holds now. */
+  async #flushNow(p: number, gen: number, why: string): Promise<void> {
+    for (let f = this.#flushing.get(p); f; f = this.#flushing.get(p)) await f;
+    await this.#startFlush(p, gen, why);
+  }
+
+  /** Flushes every partition's open batch (concurrently) and waits. */
   async #flushAll(why: string): Promise<void> {
     const gen = this.#generation;
-    for (const [p, st] of this.#parts) {
-      if (st.buffer) await this.#flush(p, gen, why);
+    await Promise.all(
+      [...this.#parts.keys()].map((p) => this.#flushNow(p, gen, why)),
+    );
+  }
+
+  /** Waits until no flush is in flight (before recovery reads HDFS). */
+  async #settleFlushes(): Promise<void> {
+    while (this.#flushing.size) {
+      await Promise.allSettled([...this.#flushing.values()]);
     }
   }
 
-  /** Writes and commits the open batch of partition `p` (call under #serial). */
+  /** Writes and commits the open batch of partition `p` (via #startFlush only). */
   async #flush(p: number, gen: number, why: string): Promise<void> {
     const st = this.#parts.get(p);
     const b = st?.buffer;
@@ -647,7 +686,16 @@ export class StreamConsumer {
         let data: Uint8Array;
         if (g.kind === "raw") {
           const out = `${g.path}.parquet`;
-          const rows = await this.#parquet.convert(g.path, out);
+          const rows = await retry(() => this.#parquet.convert(g.path, out), {
+            maxAttempts: 5,
+            initialMs: 500,
+            aborted: () => this.#forced,
+            onError: (err, attempt) =>
+              this.log.warn("Parquet conversion failed", {
+                attempt,
+                error: err,
+              }),
+          });
           if (rows !== g.count) {
             throw new Error(
               `DuckDB wrote ${rows} rows to ${name}, expected ${g.count}`,
@@ -661,6 +709,7 @@ export class StreamConsumer {
         bytes += data.byteLength;
         files.push({ zone: g.kind, dir: g.dir, name, bytes: data });
       }
+      const prepareMs = Math.round(performance.now() - t0);
       const ok = await this.#committer.commit(
         {
           topic: this.topic,
@@ -702,6 +751,7 @@ export class StreamConsumer {
         files: files.length,
         bytes,
         why,
+        prepareMs,
         ms: Math.round(performance.now() - t0),
       });
       // Kafka's committed offset only mirrors HDFS (for lag tools); a failure

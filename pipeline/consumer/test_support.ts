@@ -352,6 +352,9 @@ export async function assertExactlyOnce(
   return z;
 }
 
+/** The V8 flags of `deno task consume` (deno.json), so tests run it the same way. */
+export const CONSUMER_V8_FLAGS = "--v8-flags=--max-old-space-size=192";
+
 /** Spawns `deno task consume` as a child process with the test's environment. */
 export function spawnConsumer(
   env: Record<string, string>,
@@ -363,7 +366,7 @@ export function spawnConsumer(
 ): Deno.ChildProcess {
   const root = new URL("../..", import.meta.url).pathname;
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}tasks/consume.ts`, ...args],
+    args: ["run", "-A", CONSUMER_V8_FLAGS, `${root}tasks/consume.ts`, ...args],
     cwd: root,
     env: { ...env, LOGPIPE_LOG_LEVEL: env.LOGPIPE_LOG_LEVEL ?? "warn" },
     stdout: opts.stdout ?? "null",

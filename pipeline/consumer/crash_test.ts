@@ -1,0 +1,109 @@
+/**
+ * Issue test (crash): while 500k records (5 % bad) are consumed, the
+ * consumer is killed with SIGKILL at least 5 times and restarted each time;
+ * afterwards every event is present exactly once (valid ones in the raw zone,
+ * bad ones in the dead-letter zone) and every Kafka offset is in exactly one
+ * file.
+ *
+ * The first kills are placed exactly in every window of the commit protocol
+ * with the consumer's testing failpoints (the process SIGKILLs itself there):
+ * after staging, right after the commit-point rename, in the middle of the
+ * roll forward, between the rename and the Kafka offset commit (the case the
+ * issue names), and after the Kafka commit. Then kill -9 from outside at
+ * random moments.
+ */
+import assert from "node:assert/strict";
+import { createTestEnv } from "../testing.ts";
+import {
+  assertExactlyOnce,
+  consumeUntilCaughtUp,
+  produceGenerated,
+  spawnConsumer,
+} from "./test_support.ts";
+
+const COUNT = Math.round(
+  Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 500_000,
+);
+
+/** Seeded PRNG for the kill times (reproducible test). */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test({
+  name:
+    `consumer: ${COUNT} records, SIGKILL at every commit phase and at random → exactly once`,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const t = await createTestEnv("consumer_crash");
+    try {
+      const produced = await produceGenerated(t.config, {
+        count: COUNT,
+        badRate: 0.05,
+        seed: "crash",
+      });
+      // Small batches: many commit points, several files per batch.
+      const args = [
+        "--until-caught-up",
+        "--no-metrics",
+        "--max-batch-records",
+        "4000",
+      ];
+      const kills: string[] = [];
+      for (
+        const fp of [
+          "committed:2",
+          "rolled:2",
+          "rolling:3",
+          "staged:4",
+          "kafka-committed:3",
+        ]
+      ) {
+        const child = spawnConsumer(t.env, [...args, "--failpoint", fp]);
+        const status = await child.status;
+        assert.equal(
+          status.signal,
+          "SIGKILL",
+          `failpoint ${fp} must kill the process`,
+        );
+        kills.push(fp);
+      }
+      const rnd = mulberry32(42);
+      let finished = false;
+      for (let i = 0; i < 4 && !finished; i++) {
+        const child = spawnConsumer(t.env, args);
+        const after = 1_500 + Math.floor(rnd() * 3_000);
+        const timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* already exited */ }
+        }, after);
+        const status = await child.status;
+        clearTimeout(timer);
+        if (status.signal === "SIGKILL") kills.push(`random@${after}ms`);
+        else {
+          assert.equal(status.code, 0);
+          finished = true;
+        }
+      }
+      console.log(`  kills: ${kills.join(", ")}`);
+      assert.ok(kills.length >= 5, `at least 5 kills (${kills.length})`);
+      const summary = await consumeUntilCaughtUp(t.env, ["--no-metrics"]);
+      assert.equal(summary.caughtUp, true);
+      const z = await assertExactlyOnce(t.config, produced);
+      console.log(
+        `  ${COUNT} records → ${z.raw.length} events in ${z.rawFiles} files, ` +
+          `${z.deadLetters.length} dead letters, after ${kills.length} kills`,
+      );
+    } finally {
+      await t.cleanup();
+    }
+  },
+});
