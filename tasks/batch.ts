@@ -13,6 +13,8 @@ import {
 import { loadConfig } from "../pipeline/config.ts";
 import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
+import { scheduleBatch } from "../pipeline/batch/scheduler.ts";
+import { publishSite } from "../pipeline/site/build.ts";
 import { migrate } from "../pipeline/postgres/migrate.ts";
 import { logger } from "../pipeline/log.ts";
 
@@ -24,6 +26,10 @@ raw.* (+ catalogs, validation) → dbt snapshot/run/test → export marts to HDF
 Prints a run summary; the run and every task try are recorded in ops.*.
 
 Options:
+  --schedule              run on the schedule (LOGPIPE_BATCH_CRON, UTC) until
+                          SIGINT/SIGTERM, republishing the site after each
+                          successful run (what \`deno task up\` runs)
+  --first-run-after SECONDS  with --schedule: also run once this soon after start
   --backfill              reload a time range instead of new files: every hour
                           partition overlapping [--from, --to) is deleted from
                           raw.* and reloaded from HDFS, then dbt runs again
@@ -46,6 +52,8 @@ export const EXIT_LOCKED = 75;
 
 runMain(async () => {
   const { values } = parseCli(Deno.args, {
+    schedule: { type: "boolean" },
+    "first-run-after": { type: "string" },
     backfill: { type: "boolean" },
     from: { type: "string" },
     to: { type: "string" },
@@ -100,6 +108,45 @@ runMain(async () => {
       error: err instanceof Error ? err.message : String(err),
     })
   );
+
+  if (values.schedule) {
+    if (values.backfill) {
+      throw new UsageError("--schedule and --backfill exclude each other");
+    }
+    const firstRunAfter = values["first-run-after"] === undefined
+      ? undefined
+      : numberFlag("first-run-after", values["first-run-after"], 60, 0, 86_400);
+    const schedule = scheduleBatch(config, {
+      skipGroups: skip as TaskGroup[],
+      retryDelayMs: retryDelay * 1000,
+      maxRetryDelayMs: maxRetryDelay * 1000,
+      firstRunAfterMs: firstRunAfter === undefined
+        ? undefined
+        : firstRunAfter * 1000,
+      onSuccess: async () => {
+        const site = await publishSite({ projectRoot: config.projectRoot });
+        if (!site.ok) {
+          throw new Error(`site build failed:\n${site.output.slice(-2000)}`);
+        }
+      },
+    });
+    console.log(
+      `batch: scheduled "${schedule.cron}" (UTC)${
+        firstRunAfter === undefined ? "" : `, first run in ${firstRunAfter} s`
+      }; Ctrl-C stops`,
+    );
+    const { promise, resolve } = Promise.withResolvers<void>();
+    Deno.addSignalListener("SIGINT", () => resolve());
+    Deno.addSignalListener("SIGTERM", () => resolve());
+    await promise;
+    console.error(
+      "batch: stopping the schedule (a run in progress is cancelled and rolls back)…",
+    );
+    await schedule.stop();
+    return 0;
+  } else if (values["first-run-after"] !== undefined) {
+    throw new UsageError("--first-run-after only applies with --schedule");
+  }
 
   const controller = new AbortController();
   const onSignal = () => {

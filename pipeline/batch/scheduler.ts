@@ -8,7 +8,7 @@
  */
 import type { Config } from "../config.ts";
 import { logger } from "../log.ts";
-import { runDag, type RunDagOptions } from "./dag.ts";
+import { type DagRunResult, runDag, type RunDagOptions } from "./dag.ts";
 import { formatSummary } from "./summary.ts";
 
 /** A running schedule. */
@@ -18,42 +18,61 @@ export interface BatchSchedule {
   stop(): Promise<void>;
 }
 
+export interface ScheduleOptions
+  extends Omit<RunDagOptions, "trigger" | "signal" | "backfill"> {
+  /** Also run once this many ms after start (so a fresh pipeline fills soon). */
+  firstRunAfterMs?: number;
+  /** Called after each successful run (e.g. to republish the site). */
+  onSuccess?: (result: DagRunResult) => Promise<void>;
+}
+
 /** Starts the batch schedule. Needs `--unstable-cron` (deno.json has it). */
 export function scheduleBatch(
   config: Config,
-  opts: Omit<RunDagOptions, "trigger" | "signal" | "backfill"> = {},
+  opts: ScheduleOptions = {},
 ): BatchSchedule {
+  const { firstRunAfterMs, onSuccess, ...dagOpts } = opts;
   const log = logger("batch.scheduler");
   const stopping = new AbortController();
   let current: Promise<unknown> | undefined;
+  // One handler for cron ticks and the first run. A tick that comes while
+  // a run is going is skipped here (Deno.cron also skips overlapping ticks,
+  // but not the first run), and the run lock guards against other processes.
+  const runOnce = async (trigger: "schedule") => {
+    if (current || stopping.signal.aborted) return;
+    const run = runDag(config, { ...dagOpts, trigger, signal: stopping.signal })
+      .then(async (r) => {
+        const fn = r.state === "failed" ? log.warn : log.info;
+        fn("scheduled run done", {
+          run_id: r.runId,
+          state: r.state,
+          summary: formatSummary(r),
+        });
+        if (r.state === "success" && onSuccess) {
+          await onSuccess(r).catch((err) =>
+            log.warn("after-run step failed", { run_id: r.runId, error: err })
+          );
+        }
+      })
+      .catch((err) => log.error("scheduled run crashed", { error: err }));
+    current = run;
+    await run;
+    current = undefined;
+  };
   const cronDone = Deno.cron(
     "logpipe-batch",
     config.batch.cron,
     { backoffSchedule: [], signal: stopping.signal },
-    async () => {
-      const run = runDag(config, {
-        ...opts,
-        trigger: "schedule",
-        signal: stopping.signal,
-      })
-        .then((r) => {
-          const fn = r.state === "failed" ? log.warn : log.info;
-          fn("scheduled run done", {
-            run_id: r.runId,
-            state: r.state,
-            summary: formatSummary(r),
-          });
-        })
-        .catch((err) => log.error("scheduled run crashed", { error: err }));
-      current = run;
-      await run;
-      current = undefined;
-    },
+    () => runOnce("schedule"),
   );
+  const firstRun = firstRunAfterMs === undefined
+    ? undefined
+    : setTimeout(() => runOnce("schedule"), firstRunAfterMs);
   log.info("batch scheduled", { cron: config.batch.cron, timezone: "UTC" });
   return {
     cron: config.batch.cron,
     async stop() {
+      if (firstRun !== undefined) clearTimeout(firstRun);
       stopping.abort(new Error("schedule stopped"));
       await current;
       await cronDone.catch(() => {});

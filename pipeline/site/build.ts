@@ -72,3 +72,25 @@ export async function buildSite(opts: BuildOptions): Promise<BuildResult> {
     distDir: opts.outDir ?? `${opts.projectRoot}/dist`,
   };
 }
+
+/**
+ * Rebuilds the site into a fresh folder and swaps it in for dist/ with two
+ * renames, so the API never serves a half-written site (it resolves files
+ * per request, so the next request sees the new build). The batch calls this
+ * after every successful run: the BI pages are at most one batch old.
+ */
+export async function publishSite(
+  opts: Omit<BuildOptions, "outDir">,
+): Promise<BuildResult> {
+  const dist = `${opts.projectRoot}/dist`;
+  const next = `${opts.projectRoot}/.dist-next`;
+  const old = `${opts.projectRoot}/.dist-old`;
+  await Deno.remove(next, { recursive: true }).catch(() => {});
+  const result = await buildSite({ ...opts, outDir: next });
+  if (!result.ok) return result;
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+  await Deno.rename(dist, old).catch(() => {});
+  await Deno.rename(next, dist);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+  return { ...result, distDir: dist };
+}
