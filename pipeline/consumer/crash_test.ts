@@ -50,11 +50,15 @@ Deno.test({
         seed: "crash",
       });
       // Small batches: many commit points, several files per batch.
+      // A killed member stays in the group until its session times out; the
+      // broker's minimum (6 s) keeps the restarts quick.
       const args = [
         "--until-caught-up",
         "--no-metrics",
         "--max-batch-records",
         "4000",
+        "--session-timeout-ms",
+        "6000",
       ];
       const kills: string[] = [];
       for (
@@ -79,7 +83,8 @@ Deno.test({
       let finished = false;
       for (let i = 0; i < 4 && !finished; i++) {
         const child = spawnConsumer(t.env, args);
-        const after = 1_500 + Math.floor(rnd() * 3_000);
+        // After the dead member's session expired (≤ 6 s) the run consumes.
+        const after = 7_000 + Math.floor(rnd() * 4_000);
         const timer = setTimeout(() => {
           try {
             child.kill("SIGKILL");
@@ -95,7 +100,11 @@ Deno.test({
       }
       console.log(`  kills: ${kills.join(", ")}`);
       assert.ok(kills.length >= 5, `at least 5 kills (${kills.length})`);
-      const summary = await consumeUntilCaughtUp(t.env, ["--no-metrics"]);
+      const summary = await consumeUntilCaughtUp(t.env, [
+        "--no-metrics",
+        "--session-timeout-ms",
+        "6000",
+      ]);
       assert.equal(summary.caughtUp, true);
       const z = await assertExactlyOnce(t.config, produced);
       console.log(
