@@ -79,8 +79,12 @@ class Component {
   private spawn(): void {
     this.state = "starting";
     const log = Deno.openSync(this.logPath, { create: true, append: true });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...this.spec.args],
+    // setsid: the child gets its own session, so a Ctrl-C in the terminal
+    // reaches only `up`, which then stops the components in order; without
+    // it every component would get SIGINT at once and race its neighbours.
+    // (setsid execs in place: the pid we see is the component's.)
+    const child = new Deno.Command("setsid", {
+      args: [Deno.execPath(), "run", "-A", ...this.spec.args],
       cwd: this.projectRoot,
       env: this.spec.env,
       stdin: "null",
@@ -142,6 +146,11 @@ class Component {
         this.spawn();
       }, delay);
     });
+  }
+
+  /** Marks the component as going down: an exit from now on is not restarted. */
+  release(): void {
+    this.wantRunning = false;
   }
 
   async stop(): Promise<void> {
@@ -206,6 +215,8 @@ export class Supervisor {
 
   /** Stops the named components one after the other, in the given order. */
   async stopInOrder(names: string[]): Promise<void> {
+    // Nothing is restarted once shutdown began, whatever exits first.
+    for (const c of this.components.values()) c.release();
     for (const name of names) await this.components.get(name)?.stop();
     // Anything not named is stopped last, together.
     await Promise.all(
@@ -217,5 +228,12 @@ export class Supervisor {
 
   status(): ComponentStatus[] {
     return [...this.components.values()].map((c) => c.status());
+  }
+
+  /** Pids of the running components (for a pid file). */
+  pids(): number[] {
+    return this.status().map((c) => c.pid).filter((p): p is number =>
+      p !== undefined
+    );
   }
 }

@@ -19,6 +19,7 @@ import {
   type SupervisorEvent,
 } from "../pipeline/supervisor.ts";
 import { createPool, type Pool } from "../pipeline/clients/postgres.ts";
+import { isAlive, stopProcess } from "../pipeline/services/process.ts";
 
 const USAGE = `
 usage: deno task up [options]
@@ -128,12 +129,34 @@ async function statusLine(
       c.restarts ? `(↻${c.restarts})` : ""
     }`
   ).join(" ");
-  const n = (v: unknown) => Number(v ?? 0).toLocaleString("en-US");
+  const n = (v: unknown) => Math.round(Number(v ?? 0)).toLocaleString("en-US");
   return `${new Date().toISOString().slice(11, 19)}Z  consumed ${
     n(Number(row.events_min ?? 0) / 60)
   }/s  dead ${n(row.dead_min)}/min  lag ${n(row.lag)}  raw ${
     n(row.raw_rows)
   }  batch ${row.last_batch ?? "not yet"}  [${comps}]`;
+}
+
+/**
+ * Components run in their own sessions, so if a previous `up` was killed
+ * hard they outlive it: stop them before starting new ones. A live previous
+ * `up` is an error (two would produce and consume twice).
+ */
+async function reapOrphans(runFile: string): Promise<void> {
+  let state: { pid: number; children: number[] };
+  try {
+    state = JSON.parse(Deno.readTextFileSync(runFile));
+  } catch {
+    return;
+  }
+  if (state.pid !== Deno.pid && isAlive(state.pid)) {
+    throw new UsageError(`deno task up is already running (pid ${state.pid})`);
+  }
+  const orphans = state.children.filter(isAlive);
+  if (orphans.length) {
+    say(`stopping ${orphans.length} components left by a previous run…`);
+  }
+  await Promise.all(orphans.map((pid) => stopProcess(pid, 30_000)));
 }
 
 await runMain(async () => {
@@ -166,7 +189,15 @@ await runMain(async () => {
   const startedServices = before.some((s) => s.mode === "local" && !s.up);
   say(`services healthy in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
+  const runFile = `${config.localDir}/run/up.json`;
+  await reapOrphans(runFile);
+  const writeRunFile = () =>
+    Deno.writeTextFileSync(
+      runFile,
+      JSON.stringify({ pid: Deno.pid, children: sup.pids() }),
+    );
   const sup = new Supervisor(config, (e: SupervisorEvent) => {
+    if (e.kind === "started") writeRunFile();
     if (e.kind === "exited") {
       say(
         `\n! ${e.name} exited (${
@@ -243,6 +274,7 @@ await runMain(async () => {
     );
   }
   await pool.end().catch(() => {});
+  await Deno.remove(runFile).catch(() => {});
   if (startedServices && !values["keep-services"]) {
     say("stopping services…");
     await servicesDown({ say: (l) => say(`  ${l}`), config });
