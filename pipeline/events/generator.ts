@@ -451,10 +451,10 @@ export class EventGenerator implements Iterable<GeneratedRecord> {
     this.#badIds = new UuidV7Factory(new Rng(`${seed}/bad-ids`));
     this.#seedHash = hashString128(seed)[0];
     this.#clock = start;
-    this.#targetSessions = Math.max(
-      10,
-      Math.min(20_000, Math.round(rate * 10)),
-    );
+    // About 10 s of think time between a visitor's clicks at low rates;
+    // capped so a fast stream's warm-up (every session's first event) stays
+    // short.
+    this.#targetSessions = Math.max(10, Math.min(5_000, Math.round(rate * 10)));
     this.#index = getCatalogIndex();
 
     // Per-seed popularity: a few heavy users, popular subcategories and

@@ -1,0 +1,334 @@
+/**
+ * The producer loop: generate → batch → send, at a steady rate or as fast as
+ * possible, with progress, a clean stop and an honest summary.
+ *
+ * - Batches: records are generated in batches (up to `batchSize`) and handed
+ *   to the sink one `send` per batch; the next batch is generated while the
+ *   previous one is in flight (gzip runs off the main thread), and a batch is
+ *   only started after the previous one is acknowledged (acks=all), which is
+ *   what the idempotent producer allows.
+ * - Rate: with `rate`, the number of records due is computed from the wall
+ *   clock since the start, so the rate holds on average and a stall (broker
+ *   outage) is caught up afterwards instead of being lost.
+ * - Stop: `stop` (first Ctrl-C) stops generating, flushes what was generated
+ *   and returns; `abort` (second Ctrl-C) also gives up retrying.
+ */
+import type { Config } from "../config.ts";
+import { logger } from "../log.ts";
+import { BAD_KIND_LIST, type BadKind } from "../events/generator.ts";
+import type { EventType } from "../events/schema.ts";
+import {
+  DeliveryError,
+  KafkaSink,
+  NdjsonSink,
+  OutputClosed,
+  type Sink,
+} from "./sinks.ts";
+import {
+  addDelta,
+  emptyDelta,
+  InlineSource,
+  type RecordBatch,
+  type RecordSource,
+  WorkerSource,
+} from "./source.ts";
+
+const log = logger("producer");
+
+export interface ProduceOptions {
+  config: Pick<Config, "kafka">;
+  seed: string;
+  /** Event time of the first event (epoch ms). */
+  startTime: number;
+  /** Total records to produce (bad ones included); unbounded if absent. */
+  count?: number;
+  /** Records per second of wall clock; as fast as possible if absent. */
+  rate?: number;
+  /** Stop after this long (ms of wall clock). */
+  durationMs?: number;
+  /** Event-time rate of the generator when `rate` is absent (default 1000/s). */
+  eventRate?: number;
+  badRate?: number;
+  dailyRhythm?: boolean;
+  /** Write NDJSON here ("-" = stdout) instead of sending to Kafka. */
+  out?: string;
+  /** Most records per send (default 5000). */
+  batchSize?: number;
+  /** Give up on a batch after this long of failures (default 120 s). */
+  deliveryTimeoutMs?: number;
+  /** Stop generating, flush, return. */
+  stop?: AbortSignal;
+  /** Also stop retrying undelivered batches. */
+  abort?: AbortSignal;
+  /** Called about once a second. */
+  onProgress?: (p: Progress) => void;
+  /** A custom sink (tests). */
+  sink?: Sink;
+  /** Generate in a worker thread (default true), or on this thread. */
+  generatorWorker?: boolean;
+}
+
+/** A progress snapshot. */
+export interface Progress {
+  generated: number;
+  sent: number;
+  /** Records per second over the last interval. */
+  rate: number;
+  retries: number;
+  bad: number;
+  elapsedMs: number;
+  /** Set while a send keeps failing. */
+  lastError?: string;
+}
+
+/** What a run did. */
+export interface ProduceSummary {
+  destination: string;
+  seed: string;
+  startTime: string;
+  /** Event time of the last record generated. */
+  lastEventTime: string | null;
+  generated: number;
+  /** Records acknowledged by Kafka (or written to the NDJSON output). */
+  sent: number;
+  /** Records generated but not delivered. */
+  undelivered: number;
+  events: Record<EventType, number>;
+  bad: Record<BadKind, number>;
+  badTotal: number;
+  sessions: number;
+  orders: number;
+  /** Failed send attempts that were retried. */
+  retries: number;
+  elapsedMs: number;
+  /** sent / elapsed seconds. */
+  ratePerSec: number;
+  interrupted: boolean;
+  /** The NDJSON reader closed the output (not an error). */
+  outputClosed: boolean;
+  /** Peak resident memory of the process (MB), workers included. */
+  peakRssMb: number;
+  error?: string;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A macrotask yield, so socket callbacks run between sends. */
+const yieldToIo = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** Runs the producer; resolves with the summary (never rejects on delivery errors). */
+export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
+  const batchSize = opts.batchSize ?? 5000;
+  const limit = opts.count ?? Infinity;
+  const rate = opts.rate;
+  const genOpts = {
+    seed: opts.seed,
+    startTime: opts.startTime,
+    rate: rate ?? opts.eventRate ?? 1000,
+    badRate: opts.badRate ?? 0,
+    dailyRhythm: opts.dailyRhythm ?? false,
+  };
+  const source: RecordSource = opts.generatorWorker === false
+    ? new InlineSource(genOpts)
+    : new WorkerSource(genOpts);
+  // Counters of the records actually taken from the source.
+  const stats = emptyDelta();
+  let lastError: string | undefined;
+  const sink: Sink = opts.sink ??
+    (opts.out !== undefined
+      ? await NdjsonSink.open(opts.out)
+      : new KafkaSink(opts.config, {
+        deliveryTimeoutMs: opts.deliveryTimeoutMs ?? 120_000,
+        signal: opts.abort,
+        onRetry: ({ attempt, error, waitMs }) => {
+          lastError = error;
+          log.warn("Kafka unavailable; retrying the same batch", {
+            attempt,
+            error,
+            retryInMs: waitMs,
+          });
+        },
+      }));
+  const destination = opts.out !== undefined
+    ? (opts.out === "-" ? "stdout" : opts.out)
+    : `kafka:${opts.config.kafka.topic}`;
+
+  const t0 = performance.now();
+  const deadline = opts.durationMs !== undefined
+    ? t0 + opts.durationMs
+    : Infinity;
+  let generated = 0;
+  let sent = 0;
+  let undelivered = 0;
+  let lastTs: number | null = null;
+  let failure: Error | undefined;
+  let inflight: Promise<void> | undefined;
+  let outputClosed = false;
+
+  let lastProgress = { at: t0, sent: 0 };
+  const progressTimer = opts.onProgress
+    ? setInterval(() => {
+      const now = performance.now();
+      opts.onProgress!({
+        generated,
+        sent,
+        rate: Math.round(
+          (sent - lastProgress.sent) / ((now - lastProgress.at) / 1000),
+        ),
+        retries: sink.retries,
+        bad: Object.values(stats.bad).reduce((a, b) => a + b, 0),
+        elapsedMs: Math.round(now - t0),
+        lastError,
+      });
+      lastProgress = { at: now, sent };
+    }, 1000)
+    : undefined;
+
+  const startSend = (batch: RecordBatch) => {
+    const size = batch.keys.length;
+    inflight = sink.send(batch).then(
+      () => {
+        sent += size;
+        lastError = undefined;
+      },
+      (err) => {
+        if (err instanceof OutputClosed) {
+          // Nobody reads any more: a normal way to end an --out - run.
+          outputClosed = true;
+          return;
+        }
+        undelivered += size;
+        failure = err instanceof Error ? err : new Error(String(err));
+      },
+    );
+  };
+
+  try {
+    while (
+      !opts.stop?.aborted && !failure && !outputClosed && generated < limit &&
+      performance.now() < deadline
+    ) {
+      let n = Math.min(batchSize, limit - generated);
+      if (rate !== undefined) {
+        const elapsed = performance.now() - t0;
+        const due = Math.floor((rate * elapsed) / 1000) + 1 - generated;
+        if (due <= 0) {
+          const nextAt = (generated / rate) * 1000; // when the next one is due
+          await sleep(
+            Math.max(1, Math.min(50, nextAt - elapsed)),
+            opts.stop,
+          );
+          continue;
+        }
+        n = Math.min(n, due);
+      }
+      // Unthrottled: ask the source to start on the following batch now,
+      // so generation overlaps with this batch's send.
+      const next = rate === undefined
+        ? Math.min(batchSize, limit - generated - n)
+        : undefined;
+      const batch = await source.take(n, next);
+      generated += n;
+      addDelta(stats, batch.delta);
+      lastTs = batch.lastTs;
+      if (inflight) await inflight;
+      if (failure || outputClosed) {
+        if (failure) undelivered += n;
+        break;
+      }
+      startSend(batch);
+      if (rate !== undefined) await yieldToIo();
+    }
+    if (inflight) await inflight;
+  } finally {
+    if (progressTimer !== undefined) clearInterval(progressTimer);
+    source.close();
+    await sink.close().catch(() => {});
+  }
+  const elapsedMs = performance.now() - t0;
+  const badTotal = Object.values(stats.bad).reduce((a, b) => a + b, 0);
+  return {
+    destination,
+    seed: opts.seed,
+    startTime: new Date(opts.startTime).toISOString(),
+    lastEventTime: lastTs === null ? null : new Date(lastTs).toISOString(),
+    generated,
+    sent,
+    undelivered,
+    events: stats.events,
+    bad: stats.bad,
+    badTotal,
+    sessions: stats.sessions,
+    orders: stats.orders,
+    retries: sink.retries,
+    elapsedMs: Math.round(elapsedMs),
+    ratePerSec: Math.round(sent / (elapsedMs / 1000)),
+    interrupted: (opts.stop?.aborted ?? false) || outputClosed,
+    outputClosed,
+    peakRssMb: peakRssMb(),
+    error: failure
+      ? (failure instanceof DeliveryError
+        ? failure.message
+        : `${failure.name}: ${failure.message}`)
+      : undefined,
+  };
+}
+
+/** Peak RSS in MB: Linux's VmHWM, else the current RSS. */
+export function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(
+      Deno.readTextFileSync("/proc/self/status"),
+    );
+    if (m) return Math.round(Number(m[1]) / 1024);
+  } catch {
+    // not Linux
+  }
+  return Math.round(Deno.memoryUsage().rss / 1048576);
+}
+
+/** The summary as a few human lines (stderr). */
+export function formatSummary(s: ProduceSummary): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const lines = [
+    `produce: ${
+      s.outputClosed
+        ? "output closed by its reader"
+        : s.interrupted
+        ? "interrupted, flushed"
+        : "done"
+    } in ${(s.elapsedMs / 1000).toFixed(1)} s: ${n(s.sent)} of ${
+      n(s.generated)
+    } records delivered to ${s.destination} (${n(s.ratePerSec)}/s), ${
+      n(s.undelivered)
+    } undelivered, ${n(s.retries)} retries, peak RSS ${s.peakRssMb} MB`,
+    `  seed ${JSON.stringify(s.seed)}, event time ${s.startTime} .. ${
+      s.lastEventTime ?? "-"
+    }, ${n(s.sessions)} sessions, ${n(s.orders)} orders`,
+    `  events: ${
+      Object.entries(s.events).map(([k, v]) => `${k} ${n(v)}`).join(", ")
+    }`,
+  ];
+  if (s.badTotal > 0) {
+    lines.push(
+      `  bad records injected: ${n(s.badTotal)} (${
+        BAD_KIND_LIST.filter((k) => s.bad[k] > 0).map((k) =>
+          `${k} ${n(s.bad[k])}`
+        ).join(", ")
+      })`,
+    );
+  }
+  if (s.error) lines.push(`  error: ${s.error}`);
+  return lines.join("\n");
+}
