@@ -1,0 +1,133 @@
+/**
+ * `deno task bench`: every benchmark, each beside its reference tool on this
+ * machine in this run (Kafka's ProducerPerformance and ConsumerPerformance,
+ * psql \copy), printed as one table: ours, reference, ratio, target,
+ * pass/short. The latest results also go to .local/bench/latest.json, which
+ * the site's Benchmarks page shows.
+ */
+import { parseCli, runMain, UsageError } from "../pipeline/cli.ts";
+import { loadConfig } from "../pipeline/config.ts";
+import { type BenchRow, formatBenchTable } from "../pipeline/bench/report.ts";
+import { requireServices } from "../pipeline/testing.ts";
+
+const USAGE = `
+usage: deno task bench [--only NAMES] [--quick] [--json FILE]
+
+  Runs the benchmark suite against the real local services (started with
+  \`deno task services up\`; each benchmark uses its own topic, HDFS root and
+  database) and prints one table. Targets are for this 2-core machine.
+
+  --only NAMES   comma-separated subset of: ${"${names}"}
+  --quick        smaller inputs (a smoke run; figures are less stable)
+  --json FILE    also write the rows as JSON to FILE
+`;
+
+type Suite = (
+  opts: { quick: boolean; say: (m: string) => void },
+) => Promise<BenchRow[]>;
+
+/** The suites, in run order. Each module lives in pipeline/bench/. */
+const SUITES: Record<string, Suite> = {
+  validator: async ({ quick }) =>
+    (await import("../pipeline/bench/validator.ts")).benchValidator({ quick }),
+  producer: async ({ quick, say }) =>
+    (await import("../pipeline/bench/producer.ts")).benchProducer({
+      quick,
+      onProgress: say,
+    }),
+  consumer: async ({ quick, say }) =>
+    (await import("../pipeline/bench/consumer.ts")).benchConsumer({
+      quick,
+      onProgress: say,
+    }),
+  batch: async ({ quick, say }) =>
+    (await import("../pipeline/bench/batch.ts")).benchBatch({
+      loadEvents: quick ? 100_000 : 1_000_000,
+      runEvents: quick ? 0 : 1_200_000,
+      onProgress: say,
+    }),
+  dbt: async ({ quick, say }) =>
+    (await import("../pipeline/bench/dbt.ts")).benchDbt({
+      ...(quick ? { events: 100_000, incrementalEvents: 10_000 } : {}),
+    }).then((rows) => {
+      say(`${rows.length} rows`);
+      return rows;
+    }),
+  api: async ({ quick, say }) =>
+    (await import("../pipeline/bench/api.ts")).benchApi({
+      quick,
+      onProgress: say,
+    }),
+  freshness: async ({ quick, say }) =>
+    (await import("../pipeline/bench/freshness.ts")).benchFreshness({
+      quick,
+      onProgress: say,
+    }),
+};
+
+await runMain(async () => {
+  const names = Object.keys(SUITES);
+  const { values } = parseCli(Deno.args, {
+    only: { type: "string" },
+    quick: { type: "boolean" },
+    json: { type: "string" },
+  }, USAGE.replace("${names}", names.join(", ")));
+  const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean) ??
+    names;
+  for (const n of only) {
+    if (!names.includes(n)) {
+      throw new UsageError(
+        `--only: unknown benchmark "${n}" (known: ${names.join(", ")})`,
+      );
+    }
+  }
+  if (values.json === "") throw new UsageError("--json needs a file name");
+
+  const config = loadConfig();
+  await requireServices(config);
+  const rows: BenchRow[] = [];
+  const started = new Date();
+  for (const name of only) {
+    const say = (m: string) => console.error(`[bench ${name}] ${m}`);
+    say("running…");
+    const t0 = performance.now();
+    try {
+      const got = await SUITES[name]({ quick: !!values.quick, say });
+      rows.push(...got);
+      say(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      say(`failed: ${msg}`);
+      rows.push({
+        name: `${name} (failed)`,
+        ours: NaN,
+        unit: "",
+        target: "runs",
+        pass: false,
+        note: msg.split("\n")[0].slice(0, 160),
+      });
+    }
+  }
+  console.log(
+    `\nlogpipe benchmarks, ${started.toISOString()}${
+      values.quick ? " (quick)" : ""
+    }\n`,
+  );
+  console.log(formatBenchTable(rows));
+  const doc = JSON.stringify(
+    { at: started.toISOString(), quick: !!values.quick, rows },
+    null,
+    2,
+  );
+  Deno.mkdirSync(`${config.localDir}/bench`, { recursive: true });
+  Deno.writeTextFileSync(`${config.localDir}/bench/latest.json`, doc);
+  if (values.json) Deno.writeTextFileSync(values.json, doc);
+  const short = rows.filter((r) => !r.pass);
+  console.log(
+    `\n${rows.length - short.length} of ${rows.length} targets met${
+      short.length ? `; short: ${short.map((r) => r.name).join("; ")}` : ""
+    }`,
+  );
+  // Benchmarks report, they do not fail: a slow machine is not a broken build.
+  return 0;
+});
