@@ -1,0 +1,293 @@
+/**
+ * Stream-consumer benchmark (issue 4), on the real services, in its own
+ * topic / HDFS root / database (createTestEnv), cleaned up afterwards:
+ *
+ * 1. throughput: 1,000,000 realistic events pre-loaded; `deno task consume
+ *    --until-caught-up` (metrics on, as in production) from start to exit,
+ *    events/s into committed Parquet on HDFS, side by side with Kafka's own
+ *    reader `org.apache.kafka.tools.ConsumerPerformance` on the same topic in
+ *    the same run (target ≥ 50,000 ev/s and ≥ 25 % of Kafka's);
+ * 2. the consumer's peak RSS (target ≤ 300 MB) and the Parquet bytes/event;
+ * 3. latency: a steady 2,000 ev/s for 30 s with event_ts = send time;
+ *    latency = the committed file's HDFS modification time − event_ts, p95
+ *    over every event (target ≤ 2 s), measured from the files themselves,
+ *    independently of the consumer's own metrics.
+ */
+import { Buffer } from "node:buffer";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { createTestEnv, type TestEnv } from "../testing.ts";
+import { createKafka } from "../clients/kafka.ts";
+import { createWebHdfs } from "../clients/webhdfs.ts";
+import { kafkaToolCommand } from "../services/kafka.ts";
+import { createGenerator, recordBytes } from "../events/generator.ts";
+import { logger } from "../log.ts";
+import { type BenchRow, benchRow } from "./report.ts";
+import { CONSUMER_V8_FLAGS, spawnConsumer } from "../consumer/test_support.ts";
+
+const log = logger("bench.consumer");
+
+export interface BenchConsumerOptions {
+  /** Events pre-loaded for the throughput run (default 1,000,000). */
+  events?: number;
+  /** Steady rate of the latency run (default 2,000 ev/s). */
+  latencyRate?: number;
+  /** Duration of the latency run in seconds (default 30). */
+  latencySeconds?: number;
+}
+
+/** Produces `count` valid generated events as fast as possible. */
+async function preload(t: TestEnv, count: number): Promise<number> {
+  const gen = createGenerator({
+    seed: "bench-consumer",
+    startTime: Date.now() - 3_600_000,
+  });
+  const producer = createKafka(t.config, { quiet: true }).producer({
+    idempotent: true,
+  });
+  await producer.connect();
+  let n = 0;
+  let batch: { key: string; value: Buffer }[] = [];
+  const pending: Promise<unknown>[] = [];
+  try {
+    for (const rec of gen) {
+      const v = recordBytes(rec);
+      batch.push({
+        key: rec.key,
+        value: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+      });
+      if (++n >= count || batch.length >= 5_000) {
+        pending.push(
+          producer.send({
+            topic: t.config.kafka.topic,
+            acks: -1,
+            messages: batch,
+          }),
+        );
+        batch = [];
+        if (pending.length >= 4) await pending.shift();
+      }
+      if (n >= count) break;
+    }
+    await Promise.all(pending);
+  } finally {
+    await producer.disconnect();
+  }
+  return n;
+}
+
+/** Runs Kafka's ConsumerPerformance on the topic; returns messages/s (total and fetch-only). */
+async function kafkaConsumerPerf(
+  t: TestEnv,
+  count: number,
+): Promise<{ total: number; fetch: number } | undefined> {
+  const cmd = kafkaToolCommand(
+    t.config,
+    "org.apache.kafka.tools.ConsumerPerformance",
+    [
+      "--bootstrap-server",
+      t.config.kafka.brokers.join(","),
+      "--topic",
+      t.config.kafka.topic,
+      "--messages",
+      String(count),
+      "--group",
+      `perf-${t.id}`,
+      "--timeout",
+      "120000",
+    ],
+  );
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
+  // nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+  const line = text.trim().split("\n").filter((l) => /^\d{4}-/.test(l)).at(-1);
+  if (!out.success || !line) {
+    log.warn("ConsumerPerformance failed", {
+      stderr: new TextDecoder().decode(out.stderr).slice(-1000),
+    });
+    return undefined;
+  }
+  const cols = line.split(",").map((s) => s.trim());
+  return { total: Number(cols[5]), fetch: Number(cols[9]) };
+}
+
+/** Runs the consumer with --until-caught-up; returns its summary. */
+async function runConsumer(t: TestEnv): Promise<Record<string, number>> {
+  const child = spawnConsumer(t.env, ["--until-caught-up", "--json"], {
+    stdout: "piped",
+  });
+  const out = await child.output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`consumer failed (exit ${out.code})`);
+  return JSON.parse(text.trim().split("\n").at(-1)!);
+}
+
+/** Latency run: steady load, p95 of (file mtime − event_ts) over every event. */
+async function latencyRun(rate: number, seconds: number): Promise<
+  { p50: number; p95: number; p99: number; events: number }
+> {
+  const t = await createTestEnv("bench_consumer_latency");
+  const child = spawnConsumer(t.env, ["--json"], { stdout: "piped" });
+  const out = child.output();
+  try {
+    // Let the consumer join and recover before the clock starts.
+    await new Promise((r) => setTimeout(r, 8_000));
+    const start = Date.now();
+    const gen = createGenerator({
+      seed: "bench-latency",
+      startTime: start,
+      rate,
+    })[
+      Symbol.iterator
+    ]();
+    const producer = createKafka(t.config, { quiet: true }).producer({
+      idempotent: true,
+    });
+    await producer.connect();
+    let sent = 0;
+    let next = gen.next();
+    while (Date.now() - start < seconds * 1000) {
+      const now = Date.now();
+      const messages: { key: string; value: Buffer }[] = [];
+      while (!next.done && next.value.ts <= now) {
+        const v = recordBytes(next.value);
+        messages.push({
+          key: next.value.key,
+          value: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+        });
+        next = gen.next();
+      }
+      if (messages.length) {
+        await producer.send({
+          topic: t.config.kafka.topic,
+          acks: -1,
+          messages,
+        });
+        sent += messages.length;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await producer.disconnect();
+    // Give the last batches time to commit, then stop the consumer cleanly.
+    await new Promise((r) => setTimeout(r, 5_000));
+    child.kill("SIGTERM");
+    await out;
+    // Latency per event from the committed files.
+    const hdfs = createWebHdfs(t.config);
+    const tmp = await Deno.makeTempDir({ prefix: "logpipe-bench-lat-" });
+    const files = await hdfs.walk(t.config.hdfs.rawDir);
+    const mtimes: string[] = [];
+    let i = 0;
+    for (const f of files) {
+      const local = `${tmp}/${++i}.parquet`;
+      await Deno.writeFile(local, await hdfs.read(f.path));
+      mtimes.push(`('${local}', ${f.modificationTime})`);
+    }
+    const inst = await DuckDBInstance.create(":memory:");
+    const con = await inst.connect();
+    const res = await con.runAndReadAll(
+      `with m(filename, mtime) as (values ${mtimes.join(", ")}),
+            e as (select filename, epoch_ms(event_ts) as ts from read_parquet('${tmp}/*.parquet', filename = true))
+       select quantile_cont(m.mtime - e.ts, [0.5, 0.95, 0.99]) as q, count(*)::int
+         from e join m using (filename)`,
+    );
+    const [q, n] = res.getRows()[0] as [{ items: number[] } | number[], number];
+    const qs = Array.isArray(q) ? q : q.items;
+    con.closeSync();
+    inst.closeSync();
+    await Deno.remove(tmp, { recursive: true });
+    log.info("latency run", { sent, committed: n });
+    return {
+      p50: Number(qs[0]),
+      p95: Number(qs[1]),
+      p99: Number(qs[2]),
+      events: Number(n),
+    };
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await out.catch(() => {});
+    await t.cleanup();
+  }
+}
+
+/** Runs the consumer benchmark; see the module comment. */
+export async function benchConsumer(
+  opts: BenchConsumerOptions = {},
+): Promise<BenchRow[]> {
+  const count = opts.events ?? 1_000_000;
+  const rows: BenchRow[] = [];
+  const t = await createTestEnv("bench_consumer");
+  try {
+    log.info("pre-loading events", { count });
+    const loaded = await preload(t, count);
+    log.info("running the consumer", { events: loaded, v8: CONSUMER_V8_FLAGS });
+    const s = await runConsumer(t);
+    const ours = s.recordsIn / (s.elapsedMs / 1000);
+    log.info("running Kafka ConsumerPerformance");
+    const kafka = await kafkaConsumerPerf(t, loaded);
+    const ratio = kafka ? ours / kafka.total : undefined;
+    rows.push(benchRow({
+      name: `consumer Kafka → Parquet on HDFS (${
+        loaded.toLocaleString("en-US")
+      } events, --until-caught-up)`,
+      ours,
+      unit: "ev/s",
+      reference: kafka?.total,
+      referenceName: "kafka ConsumerPerformance",
+      target: "≥ 50,000 ev/s and ≥ 25% of Kafka's",
+      pass: ours >= 50_000 && (ratio ?? 0) >= 0.25,
+      note: kafka
+        ? `Kafka fetch-only ${
+          Math.round(kafka.fetch).toLocaleString("en-US")
+        }/s; ${s.filesWritten} files`
+        : "ConsumerPerformance did not run",
+    }));
+    rows.push(benchRow({
+      name: "consumer peak RSS (same run)",
+      ours: s.peakRssBytes / 1024 / 1024,
+      unit: "MB",
+      target: "≤ 300 MB",
+      pass: s.peakRssBytes <= 300 * 1024 * 1024,
+    }));
+    const hdfs = createWebHdfs(t.config);
+    const files = await hdfs.walk(t.config.hdfs.rawDir);
+    const bytes = files.reduce((a, f) => a + f.length, 0);
+    rows.push(benchRow({
+      name: "Parquet bytes per event (zstd)",
+      ours: bytes / Math.max(1, s.eventsOut),
+      unit: "B/event",
+      target: "reported",
+      pass: true,
+      note: `${files.length} files, ${(bytes / 1e6).toFixed(1)} MB`,
+    }));
+  } finally {
+    await t.cleanup();
+  }
+  const rate = opts.latencyRate ?? 2_000;
+  const lat = await latencyRun(rate, opts.latencySeconds ?? 30);
+  rows.push(benchRow({
+    name: `processing latency p95 (event_ts → committed) at ${
+      rate.toLocaleString("en-US")
+    } ev/s`,
+    ours: lat.p95 / 1000,
+    unit: "s",
+    target: "≤ 2 s",
+    pass: lat.p95 <= 2_000,
+    note: `p50 ${(lat.p50 / 1000).toFixed(2)} s, p99 ${
+      (lat.p99 / 1000).toFixed(2)
+    } s over ${lat.events} events`,
+  }));
+  return rows;
+}
+
+if (import.meta.main) {
+  const { formatBenchTable } = await import("./report.ts");
+  const events = Number(Deno.args[0] ?? 1_000_000);
+  console.log(formatBenchTable(await benchConsumer({ events })));
+}
