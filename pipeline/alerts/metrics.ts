@@ -51,6 +51,23 @@ function filterSql(
   return parts.join(" ");
 }
 
+/** Width of the consumer's live buckets (pipeline/consumer/metrics.ts). */
+const BUCKET_SECS = 10;
+
+/**
+ * The window as whole, complete buckets: [end - window, end) with end = the
+ * start of the current bucket. The current bucket is still filling (the
+ * consumer adds to it every few seconds), so counting it would make a
+ * 10-second window read a fraction of the real rate right after each bucket
+ * boundary; whole buckets read the same rate whenever they are asked.
+ */
+export function bucketWindow(now: Date, windowSecs: number): { from: Date; to: Date } {
+  const bucketMs = BUCKET_SECS * 1000;
+  const to = Math.floor(now.getTime() / bucketMs) * bucketMs;
+  const span = Math.max(1, Math.ceil(windowSecs / BUCKET_SECS)) * bucketMs;
+  return { from: new Date(to - span), to: new Date(to) };
+}
+
 /**
  * Seconds of the window that the consumer could have filled: the window,
  * but no further back than the first bucket it ever wrote (a pipeline that
@@ -60,16 +77,15 @@ function filterSql(
 async function coveredSecs(
   db: Db,
   table: "monitoring.event_counts" | "monitoring.dead_letter_counts",
-  now: Date,
-  windowSecs: number,
+  win: { from: Date; to: Date },
 ): Promise<number | null> {
   const { rows } = await db.query<{ first: Date | null }>(
     `select min(bucket) as first from ${table}`,
   );
   const first = rows[0]?.first;
-  if (!first) return null;
-  const since = Math.max(now.getTime() - windowSecs * 1000, first.getTime());
-  return Math.max(10, (now.getTime() - since) / 1000);
+  if (!first || first >= win.to) return null;
+  const since = Math.max(win.from.getTime(), first.getTime());
+  return (win.to.getTime() - since) / 1000;
 }
 
 /** Reads the current value of `rule`'s metric. */
@@ -80,11 +96,12 @@ export async function readMetric(
   lag?: LagReader,
 ): Promise<Reading> {
   const w = rule.window_secs;
+  const win = bucketWindow(now, w);
   switch (rule.metric) {
     case "error_rate":
     case "failed_order_rate":
     case "events_per_minute": {
-      const values: unknown[] = [now, w];
+      const values: unknown[] = [win.from, win.to];
       const where = filterSql(rule.filter, values);
       const { rows } = await db.query<{
         events: number;
@@ -97,8 +114,7 @@ export async function readMetric(
                 coalesce(sum(orders), 0)::float8 as orders,
                 coalesce(sum(failed_orders), 0)::float8 as failed
            from monitoring.event_counts
-          where bucket > $1::timestamptz - make_interval(secs => $2)
-            and bucket <= $1::timestamptz ${where}`,
+          where bucket >= $1 and bucket < $2 ${where}`,
         values,
       );
       const r = rows[0];
@@ -117,7 +133,7 @@ export async function readMetric(
           detail: { failed_orders: r.failed, completed_orders: r.orders },
         };
       }
-      const secs = await coveredSecs(db, "monitoring.event_counts", now, w);
+      const secs = await coveredSecs(db, "monitoring.event_counts", win);
       return {
         value: secs === null ? null : r.events / (secs / 60),
         samples: r.events,
@@ -128,13 +144,13 @@ export async function readMetric(
       const { rows } = await db.query<{ records: number }>(
         `select coalesce(sum(records), 0)::float8 as records
            from monitoring.dead_letter_counts
-          where bucket > $1::timestamptz - make_interval(secs => $2)
-            and bucket <= $1::timestamptz`,
-        [now, w],
+          where bucket >= $1 and bucket < $2`,
+        [win.from, win.to],
       );
-      // No dead letter ever is a rate of 0, not "no data".
-      const secs = await coveredSecs(db, "monitoring.event_counts", now, w) ??
-        w;
+      // No dead letter ever is a rate of 0, not "no data"; the consumer's
+      // running time is read from the event counts.
+      const secs = await coveredSecs(db, "monitoring.event_counts", win) ??
+        (win.to.getTime() - win.from.getTime()) / 1000;
       return {
         value: rows[0].records / (secs / 60),
         samples: rows[0].records,
@@ -146,10 +162,9 @@ export async function readMetric(
         `select sum(latency_p95_ms * events_out) / nullif(sum(events_out), 0) as p95,
                 coalesce(sum(events_out), 0)::float8 as events
            from monitoring.consumer_stats
-          where bucket > $1::timestamptz - make_interval(secs => $2)
-            and bucket <= $1::timestamptz
+          where bucket >= $1 and bucket < $2
             and latency_p95_ms is not null`,
-        [now, w],
+        [win.from, win.to],
       );
       return {
         value: rows[0].p95,
@@ -172,7 +187,7 @@ export async function readMetric(
       };
     }
     case "revenue_vs_hour_avg": {
-      const values: unknown[] = [now, w];
+      const values: unknown[] = [win.to, (win.to.getTime() - win.from.getTime()) / 1000];
       const where = filterSql(rule.filter, values);
       const { rows } = await db.query<
         { day: number; revenue: number; events: number }
@@ -182,8 +197,8 @@ export async function readMetric(
                 coalesce(sum(c.events), 0)::float8 as events
            from generate_series(0, 7) as d
            left join monitoring.event_counts c
-             on c.bucket > $1::timestamptz - make_interval(days => d, secs => $2)
-            and c.bucket <= $1::timestamptz - make_interval(days => d) ${where}
+             on c.bucket >= $1::timestamptz - make_interval(days => d, secs => $2)
+            and c.bucket < $1::timestamptz - make_interval(days => d) ${where}
           group by d order by d`,
         values,
       );

@@ -243,6 +243,7 @@ export function validateRule(input: unknown): AlertRule {
     const t = v.trim();
     if (required && !t) err(field, "must not be empty");
     else if (t.length > max) err(field, `must be at most ${max} characters`);
+    // deno-lint-ignore no-control-regex -- rejecting control characters
     else if (/[\u0000-\u001f\u007f]/.test(t)) {
       err(field, "must not contain control characters");
     }
