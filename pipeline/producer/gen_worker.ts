@@ -14,6 +14,7 @@ self.onmessage = (
   try {
     if (e.data.type === "init") {
       gen = createGenerator(e.data.opts);
+      self.postMessage({ ready: true });
       return;
     }
     const batch = takeBatch(gen!, e.data.n);

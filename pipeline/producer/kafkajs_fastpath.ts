@@ -22,7 +22,11 @@ interface EncoderInstance {
   ensureAvailable(n: number): void;
 }
 interface EncoderClass {
-  new (): EncoderInstance & { buffer: Uint8Array };
+  new (): EncoderInstance & {
+    buffer: Uint8Array;
+    writeUVarInt(v: number): unknown;
+    writeVarLong(v: unknown): unknown;
+  };
   prototype: EncoderInstance & {
     writeUVarInt(v: number): unknown;
     writeVarLong(v: unknown): unknown;

@@ -164,6 +164,9 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     ? (opts.out === "-" ? "stdout" : opts.out)
     : `kafka:${opts.config.kafka.topic}`;
 
+  // The clock starts when the source can deliver (a worker takes a moment
+  // to start), so --rate and --duration measure producing, not start-up.
+  await source.ready();
   const t0 = performance.now();
   const deadline = opts.durationMs !== undefined
     ? t0 + opts.durationMs

@@ -94,6 +94,8 @@ export function takeBatch(
 
 /** A source of record batches. */
 export interface RecordSource {
+  /** Resolves when the source can deliver (a worker has started). */
+  ready(): Promise<void>;
   /** The next `n` records; `next` hints the size of the following request. */
   take(n: number, next?: number): Promise<RecordBatch>;
   close(): void;
@@ -104,6 +106,9 @@ export class InlineSource implements RecordSource {
   #gen: ReturnType<typeof createGenerator>;
   constructor(opts: GeneratorOptions) {
     this.#gen = createGenerator(opts);
+  }
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
   take(n: number): Promise<RecordBatch> {
     return Promise.resolve(takeBatch(this.#gen, n));
@@ -124,14 +129,23 @@ export class WorkerSource implements RecordSource {
     reject: (e: Error) => void;
   }[] = [];
   #failed: Error | undefined;
+  #ready: Promise<void>;
 
   constructor(opts: GeneratorOptions) {
     this.#worker = new Worker(new URL("./gen_worker.ts", import.meta.url), {
       type: "module",
     });
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    this.#ready = new Promise((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
+    this.#ready.catch(() => {}); // also reported through take()
     this.#worker.onmessage = (
-      e: MessageEvent<RecordBatch | { error: string }>,
+      e: MessageEvent<RecordBatch | { error: string } | { ready: true }>,
     ) => {
+      if ("ready" in e.data) return readyResolve();
       const w = this.#waiting.shift();
       if (!w) return;
       if ("error" in e.data) w.reject(new Error(e.data.error));
@@ -140,12 +154,17 @@ export class WorkerSource implements RecordSource {
     this.#worker.onerror = (e) => {
       e.preventDefault();
       this.#failed = new Error(`generator worker failed: ${e.message}`);
+      readyReject(this.#failed);
       for (const w of this.#waiting.splice(0)) w.reject(this.#failed);
     };
     const startTime = typeof opts.startTime === "number"
       ? opts.startTime
       : opts.startTime.getTime();
     this.#worker.postMessage({ type: "init", opts: { ...opts, startTime } });
+  }
+
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   #request(n: number): Promise<RecordBatch> {
