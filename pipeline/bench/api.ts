@@ -11,12 +11,12 @@ import { type BenchRow, benchRow } from "./report.ts";
 
 const PATHS = [
   "/api/overview",
-  "/api/events/stats?window=900",
-  "/api/events/stats?window=900&country=DE",
+  "/api/events/stats?window=15m",
+  "/api/events/stats?window=15m&country=DE",
   "/api/events/recent?limit=50",
   "/api/events/recent?limit=50&event_type=search&device=mobile",
   "/api/events/cities",
-  "/api/pipeline/throughput?window=900",
+  "/api/pipeline/throughput?window=15m",
   "/api/pipeline/lag",
   "/api/pipeline/dead-letters",
   "/api/batch/runs",
