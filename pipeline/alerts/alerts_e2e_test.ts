@@ -37,7 +37,11 @@ const ERR_WINDOW = 15;
 
 /** Normal and error records of the real generator, to mix at will. */
 function recordPools(n: number) {
-  const gen = createGenerator({ seed: "alerts-e2e", startTime: Date.now(), rate: 100 });
+  const gen = createGenerator({
+    seed: "alerts-e2e",
+    startTime: Date.now(),
+    rate: 100,
+  });
   const errors: GeneratedRecord[] = [];
   const normal: GeneratedRecord[] = [];
   for (const r of gen) {
@@ -114,7 +118,11 @@ function spawnConsumer(env: Record<string, string>, logFile: string) {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const file = Deno.openSync(logFile, { create: true, append: true, write: true });
+  const file = Deno.openSync(logFile, {
+    create: true,
+    append: true,
+    write: true,
+  });
   const pump = Promise.all([
     child.stdout.pipeTo(file.writable, { preventClose: true }).catch(() => {}),
     child.stderr.pipeTo(
@@ -141,7 +149,9 @@ async function waitUntil<T>(
   for (;;) {
     const v = await fn();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -149,7 +159,8 @@ async function waitUntil<T>(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test({
-  name: "alerts e2e: error burst, stalled producer, evaluator restart, stopped consumer",
+  name:
+    "alerts e2e: error burst, stalled producer, evaluator restart, stopped consumer",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -168,9 +179,16 @@ Deno.test({
     });
     const pool = createPool(config, { max: 2 });
     const kafka = createKafka(config, { quiet: true });
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
-    const traffic = new Traffic(producer, config.kafka.topic, recordPools(4000));
+    const traffic = new Traffic(
+      producer,
+      config.kafka.topic,
+      recordPools(4000),
+    );
     let consumer = spawnConsumer(env.env, consumerLog);
     let evaluator: RunningEvaluator | undefined;
     const startEvaluator = async () =>
@@ -179,11 +197,20 @@ Deno.test({
         seedDefaults: false,
       });
     const of = (rule: string, kind: string) => (m: ReceivedWebhook) =>
-      m.body.logpipe?.ruleId === rule && m.body.logpipe?.kind === `alert_${kind}`;
-    const count = (rule: string, kind: string) => hook.received.filter(of(rule, kind)).length;
+      m.body.logpipe?.ruleId === rule &&
+      m.body.logpipe?.kind === `alert_${kind}`;
+    const count = (rule: string, kind: string) =>
+      hook.received.filter(of(rule, kind)).length;
     const state = async (id: string) =>
-      (await pool.query("select state, last_value, last_samples from monitoring.alert_state where rule_id = $1", [id]))
-        .rows[0] as { state: string; last_value: number | null; last_samples: number | null } | undefined;
+      (await pool.query(
+        "select state, last_value, last_samples from monitoring.alert_state where rule_id = $1",
+        [id],
+      ))
+        .rows[0] as {
+          state: string;
+          last_value: number | null;
+          last_samples: number | null;
+        } | undefined;
 
     try {
       for (
@@ -233,75 +260,116 @@ Deno.test({
       traffic.start();
       await startEvaluator();
 
-      await t.step("normal traffic: the error-rate rule is evaluated and ok", async () => {
-        const s = await waitUntil("err evaluated with enough events", async () => {
-          const s = await state("err");
-          return s && (s.last_samples ?? 0) >= 200 ? s : undefined;
-        }, 60_000);
-        assert.equal(s.state, "ok");
-        assert.ok(s.last_value! < 10, `normal error rate ${s.last_value}`);
-        assert.equal(hook.received.length, 0);
-      });
+      await t.step(
+        "normal traffic: the error-rate rule is evaluated and ok",
+        async () => {
+          const s = await waitUntil(
+            "err evaluated with enough events",
+            async () => {
+              const s = await state("err");
+              return s && (s.last_samples ?? 0) >= 200 ? s : undefined;
+            },
+            60_000,
+          );
+          assert.equal(s.state, "ok");
+          assert.ok(s.last_value! < 10, `normal error rate ${s.last_value}`);
+          assert.equal(hook.received.length, 0);
+        },
+      );
 
-      await t.step("a 40 % error burst fires once, with rule, value and threshold", async () => {
-        traffic.errorShare = 0.4;
-        const burstAt = Date.now();
-        const msg = await hook.waitFor(of("err", "firing"), 60_000);
-        const firedAfter = msg.at - burstAt;
-        const lp = msg.body.logpipe as Record<string, unknown>;
-        assert.equal(lp.ruleName, "Error rate (test)");
-        assert.equal(lp.threshold, 25);
-        assert.ok((lp.value as number) > 25 && (lp.value as number) <= 41, `value ${lp.value}`);
-        assert.match(msg.body.text!, /Error rate \(test\).*error_rate is .* %.*threshold > 25 %/);
-        // Within one evaluation interval after the window fills: the window
-        // in whole 10 s buckets, plus the bucket still filling, the interval
-        // and the consumer's commit + metrics delay (about a second).
-        const bound = (Math.ceil(ERR_WINDOW / 10) * 10 + 10) * 1000 + INTERVAL_MS + 3000;
-        console.log(`error-rate rule fired ${firedAfter} ms after the burst began (bound ${bound} ms)`);
-        assert.ok(firedAfter < bound, `fired after ${firedAfter} ms`);
-        const mail = await smtp.waitFor((m) => /Error rate \(test\)/.test(m.subject), 15_000);
-        assert.match(mail.raw, /Threshold: +> 25 %/);
-        await sleep(4000);
-        assert.equal(count("err", "firing"), 1, "exactly one firing message");
-        assert.equal(smtp.received.filter((m) => /Error rate/.test(m.subject)).length, 1);
-      });
+      await t.step(
+        "a 40 % error burst fires once, with rule, value and threshold",
+        async () => {
+          traffic.errorShare = 0.4;
+          const burstAt = Date.now();
+          const msg = await hook.waitFor(of("err", "firing"), 60_000);
+          const firedAfter = msg.at - burstAt;
+          const lp = msg.body.logpipe as Record<string, unknown>;
+          assert.equal(lp.ruleName, "Error rate (test)");
+          assert.equal(lp.threshold, 25);
+          assert.ok(
+            (lp.value as number) > 25 && (lp.value as number) <= 41,
+            `value ${lp.value}`,
+          );
+          assert.match(
+            msg.body.text!,
+            /Error rate \(test\).*error_rate is .* %.*threshold > 25 %/,
+          );
+          // Within one evaluation interval after the window fills: the window
+          // in whole 10 s buckets, plus the bucket still filling, the interval
+          // and the consumer's commit + metrics delay (about a second).
+          const bound = (Math.ceil(ERR_WINDOW / 10) * 10 + 10) * 1000 +
+            INTERVAL_MS + 3000;
+          console.log(
+            `error-rate rule fired ${firedAfter} ms after the burst began (bound ${bound} ms)`,
+          );
+          assert.ok(firedAfter < bound, `fired after ${firedAfter} ms`);
+          const mail = await smtp.waitFor(
+            (m) => /Error rate \(test\)/.test(m.subject),
+            15_000,
+          );
+          assert.match(mail.raw, /Threshold: +> 25 %/);
+          await sleep(4000);
+          assert.equal(count("err", "firing"), 1, "exactly one firing message");
+          assert.equal(
+            smtp.received.filter((m) => /Error rate/.test(m.subject)).length,
+            1,
+          );
+        },
+      );
 
-      await t.step("normal traffic again → exactly one resolved message", async () => {
-        traffic.errorShare = 0;
-        await hook.waitFor(of("err", "resolved"), 60_000);
-        await sleep(3000);
-        assert.equal(count("err", "resolved"), 1);
-        assert.equal(count("err", "firing"), 1);
-        const ev = await pool.query(
-          "select kind, value, threshold from monitoring.alert_events where rule_id = 'err' order by id",
-        );
-        assert.deepEqual(ev.rows.map((r) => r.kind), ["firing", "resolved"]);
-        assert.ok(ev.rows[0].value > 25 && ev.rows[1].value < 10);
-      });
+      await t.step(
+        "normal traffic again → exactly one resolved message",
+        async () => {
+          traffic.errorShare = 0;
+          await hook.waitFor(of("err", "resolved"), 60_000);
+          await sleep(3000);
+          assert.equal(count("err", "resolved"), 1);
+          assert.equal(count("err", "firing"), 1);
+          const ev = await pool.query(
+            "select kind, value, threshold from monitoring.alert_events where rule_id = 'err' order by id",
+          );
+          assert.deepEqual(ev.rows.map((r) => r.kind), ["firing", "resolved"]);
+          assert.ok(ev.rows[0].value > 25 && ev.rows[1].value < 10);
+        },
+      );
 
-      await t.step("producer stops → events-per-minute rule fires", async () => {
-        traffic.stop();
-        const msg = await hook.waitFor(of("low", "firing"), 45_000);
-        assert.ok((msg.body.logpipe!.value as number) < 600);
-      });
+      await t.step(
+        "producer stops → events-per-minute rule fires",
+        async () => {
+          traffic.stop();
+          const msg = await hook.waitFor(of("low", "firing"), 45_000);
+          assert.ok((msg.body.logpipe!.value as number) < 600);
+        },
+      );
 
-      await t.step("evaluator restart while firing → no duplicate notification", async () => {
-        await evaluator!.stop();
-        await startEvaluator();
-        // Several ticks of the new evaluator, still firing.
-        const restartedAt = new Date();
-        await sleep(5 * INTERVAL_MS);
-        const ticked = await pool.query(
-          "select last_evaluated_at from monitoring.alert_state where rule_id = 'low'",
-        );
-        assert.ok(ticked.rows[0].last_evaluated_at > restartedAt, "the new evaluator evaluated");
-        assert.equal((await state("low"))?.state, "firing");
-        assert.equal(count("low", "firing"), 1, "no re-send after the restart");
-        const sent = await pool.query(
-          "select count(*)::int as n from monitoring.alert_notifications where rule_id = 'low' and kind = 'firing'",
-        );
-        assert.equal(sent.rows[0].n, 1);
-      });
+      await t.step(
+        "evaluator restart while firing → no duplicate notification",
+        async () => {
+          await evaluator!.stop();
+          await startEvaluator();
+          // Several ticks of the new evaluator, still firing.
+          const restartedAt = new Date();
+          await sleep(5 * INTERVAL_MS);
+          const ticked = await pool.query(
+            "select last_evaluated_at from monitoring.alert_state where rule_id = 'low'",
+          );
+          assert.ok(
+            ticked.rows[0].last_evaluated_at > restartedAt,
+            "the new evaluator evaluated",
+          );
+          assert.equal((await state("low"))?.state, "firing");
+          assert.equal(
+            count("low", "firing"),
+            1,
+            "no re-send after the restart",
+          );
+          const sent = await pool.query(
+            "select count(*)::int as n from monitoring.alert_notifications where rule_id = 'low' and kind = 'firing'",
+          );
+          assert.equal(sent.rows[0].n, 1);
+        },
+      );
 
       await t.step("producer restarts → resolves once", async () => {
         traffic.start();
@@ -315,7 +383,10 @@ Deno.test({
         assert.equal((await state("lag"))?.state, "ok");
         await consumer.stop("SIGKILL");
         const msg = await hook.waitFor(of("lag", "firing"), 60_000);
-        const lp = msg.body.logpipe as { value: number; detail: Record<string, unknown> };
+        const lp = msg.body.logpipe as {
+          value: number;
+          detail: Record<string, unknown>;
+        };
         assert.ok(lp.value > 8, `lag ${lp.value}`);
         assert.equal(lp.detail.source, "kafka");
         assert.ok((lp.detail.lag_offsets as number) > 0);

@@ -61,7 +61,10 @@ const BUCKET_SECS = 10;
  * 10-second window read a fraction of the real rate right after each bucket
  * boundary; whole buckets read the same rate whenever they are asked.
  */
-export function bucketWindow(now: Date, windowSecs: number): { from: Date; to: Date } {
+export function bucketWindow(
+  now: Date,
+  windowSecs: number,
+): { from: Date; to: Date } {
   const bucketMs = BUCKET_SECS * 1000;
   const to = Math.floor(now.getTime() / bucketMs) * bucketMs;
   const span = Math.max(1, Math.ceil(windowSecs / BUCKET_SECS)) * bucketMs;
@@ -187,7 +190,10 @@ export async function readMetric(
       };
     }
     case "revenue_vs_hour_avg": {
-      const values: unknown[] = [win.to, (win.to.getTime() - win.from.getTime()) / 1000];
+      const values: unknown[] = [
+        win.to,
+        (win.to.getTime() - win.from.getTime()) / 1000,
+      ];
       const where = filterSql(rule.filter, values);
       const { rows } = await db.query<
         { day: number; revenue: number; events: number }
