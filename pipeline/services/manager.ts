@@ -24,6 +24,7 @@ import {
 } from "./postgres.ts";
 import { logFile, pidFile, servicePaths } from "./paths.ts";
 import {
+  childPids,
   killHard,
   portIsFree,
   readLivePid,
@@ -86,8 +87,14 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
     start: (c) => startPostgres(c),
     stop: async (c, hard) => {
       const pid = postgresPid(c);
-      if (hard && pid) await killHard(pid);
-      else await stopPostgres(c);
+      if (hard && pid) {
+        // A crash, as kill -9 of the postmaster is: its backends go down with
+        // it (they would anyway, on noticing), so a restart finds no old
+        // shared memory in use and runs crash recovery from the WAL.
+        const children = childPids(pid);
+        await killHard(pid);
+        await Promise.all(children.map(killHard));
+      } else await stopPostgres(c);
     },
     // Before bootstrap the owner password may not exist yet: the postmaster
     // pid answering is enough to proceed to bootstrap, then we check SQL.

@@ -98,6 +98,20 @@ export async function killHard(pid: number): Promise<void> {
   while (isAlive(pid)) await sleep(20);
 }
 
+/** Pids of the direct children of `pid` (from /proc). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
 /** True when nothing listens on host:port (we can bind it ourselves). */
 export function portIsFree(port: number, hostname = "127.0.0.1"): boolean {
   try {
