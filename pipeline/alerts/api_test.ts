@@ -11,7 +11,6 @@ import { createPool } from "../clients/postgres.ts";
 import { createTestEnv } from "../testing.ts";
 import { startApi } from "../api/server.ts";
 import { startWebhookReceiver } from "../notify/receivers.ts";
-import { alertRoutes } from "./routes.ts";
 import { AlertEvaluator } from "./evaluator.ts";
 
 const RULE = {
@@ -45,7 +44,6 @@ Deno.test({
       db: pool,
       port: 0,
       siteDir: null,
-      routes: alertRoutes(),
     });
     const call = async (
       method: string,
@@ -203,7 +201,6 @@ Deno.test({
             db: pool,
             port: 0,
             siteDir: null,
-            routes: alertRoutes(),
           });
           try {
             const url = `${guarded.url}/api/alerts/rules/api-errors`;
