@@ -5,7 +5,6 @@
 import { intFlag, parseCli, runMain } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { startApi } from "../pipeline/api/server.ts";
-import { alertRoutes } from "../pipeline/alerts/routes.ts";
 
 const USAGE = `
 usage: deno task api [--port N] [--no-site]
@@ -27,7 +26,6 @@ await runMain(async () => {
   const api = await startApi(config, {
     port,
     siteDir: values["no-site"] ? null : undefined,
-    routes: alertRoutes(),
   });
   console.log(
     `API: ${api.url}/api · site: ${api.url}/ · health: ${api.url}/healthz`,

@@ -4,7 +4,7 @@
  * `startApi` is what `deno task api` and `deno task up` (in-process) call.
  */
 import { type Config, ConfigError } from "../config.ts";
-import { isLoopback } from "../alerts/routes.ts";
+import { alertRoutes, isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
 import { cachedServiceChecks, type ServiceCheck } from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
@@ -59,7 +59,12 @@ export function createHandler(
   db: Db,
   opts: Pick<ApiOptions, "siteDir" | "routes" | "services"> = {},
 ): (req: Request) => Promise<Response> {
-  const routes: CompiledRoute[] = [...(opts.routes ?? []), ...ROUTES].map((
+  // The alert endpoints are always served: the health page shows firing alerts.
+  const routes: CompiledRoute[] = [
+    ...(opts.routes ?? []),
+    ...alertRoutes(),
+    ...ROUTES,
+  ].map((
     route,
   ) => ({ route, pattern: new URLPattern({ pathname: route.path }) }));
   const services = opts.services ?? cachedServiceChecks(config, db);
