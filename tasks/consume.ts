@@ -7,6 +7,7 @@ import { intFlag, parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { ensureTopic } from "../pipeline/clients/kafka.ts";
 import { migrate } from "../pipeline/postgres/migrate.ts";
+import { logger } from "../pipeline/log.ts";
 import { DEFAULT_LIMITS } from "../pipeline/consumer/micro_batch.ts";
 import {
   FAIL_PHASES,
@@ -110,7 +111,18 @@ await runMain(async () => {
   const config = loadConfig();
 
   await ensureTopic(config);
-  if (!values["no-metrics"]) await migrate(config);
+  if (!values["no-metrics"]) {
+    // Live metrics are not on the data path: with Postgres down the consumer
+    // still runs (the metrics writer keeps retrying), so only warn here.
+    await migrate(config).catch((err) =>
+      logger("consumer").warn(
+        "could not migrate monitoring tables now; continuing",
+        {
+          error: err,
+        },
+      )
+    );
+  }
 
   const consumer = new StreamConsumer({
     config,
