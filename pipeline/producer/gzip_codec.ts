@@ -1,14 +1,16 @@
 /**
- * A kafkajs GZIP codec whose compression runs in a worker thread. Output is
- * standard gzip (any Kafka consumer reads it); decompression stays kafkajs'
- * own (zlib.unzip), so a consumer in the same process is unaffected.
+ * A kafkajs GZIP codec with a chosen level, compressing on this thread or in
+ * a worker thread (Deno's node:zlib compresses on the calling thread). Output
+ * is standard gzip (any Kafka consumer reads it); decompression stays
+ * kafkajs' own (zlib.unzip), so a consumer in the same process is unaffected.
  */
 import { Buffer } from "node:buffer";
-import { unzip } from "node:zlib";
+import { gzip, unzip } from "node:zlib";
 import { promisify } from "node:util";
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 
 const unzipAsync = promisify(unzip);
+const gzipAsync = promisify(gzip);
 
 /** A gzip worker with request ids; `close()` ends it so the process can exit. */
 export class GzipWorker {
@@ -65,24 +67,28 @@ export class GzipWorker {
   }
 }
 
-let active: GzipWorker | undefined;
 let original: (() => unknown) | undefined;
 
 /**
- * Routes kafkajs' GZIP compression through `worker` for this process. Pass
- * undefined to restore kafkajs' own codec.
+ * Routes kafkajs' GZIP compression through our codec for this process: at
+ * `level`, in `worker` if given (else on this thread). `undefined` restores
+ * kafkajs' own codec.
  */
-export function useGzipWorker(worker: GzipWorker | undefined): void {
-  active = worker;
+export function useGzip(
+  setting: { level: number; worker?: GzipWorker } | undefined,
+): void {
   const codecs = CompressionCodecs as unknown as Record<number, () => unknown>;
   original ??= codecs[CompressionTypes.GZIP];
-  if (worker) {
-    codecs[CompressionTypes.GZIP] = () => ({
-      compress: (encoder: { buffer: Uint8Array }) =>
-        active!.gzip(encoder.buffer),
-      decompress: (buffer: Buffer) => unzipAsync(buffer),
-    });
-  } else {
+  if (!setting) {
     codecs[CompressionTypes.GZIP] = original;
+    return;
   }
+  const { level, worker } = setting;
+  codecs[CompressionTypes.GZIP] = () => ({
+    compress: (encoder: { buffer: Uint8Array }) =>
+      worker
+        ? worker.gzip(encoder.buffer)
+        : gzipAsync(encoder.buffer, { level }),
+    decompress: (buffer: Buffer) => unzipAsync(buffer),
+  });
 }

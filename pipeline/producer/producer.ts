@@ -64,8 +64,11 @@ export interface ProduceOptions {
   onProgress?: (p: Progress) => void;
   /** A custom sink (tests). */
   sink?: Sink;
-  /** Generate in a worker thread (default true), or on this thread. */
-  generatorWorker?: boolean;
+  /**
+   * Use a second core: generate in a worker thread and gzip in another
+   * (default false: one thread, the leanest memory; see the README).
+   */
+  parallel?: boolean;
 }
 
 /** A progress snapshot. */
@@ -124,6 +127,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * V8 flags the produce task runs with: a small young generation keeps the
+ * peak RSS near 200 MB (default semi-spaces let garbage of in-flight batches
+ * pile up to ~260 MB) at no measurable throughput cost.
+ */
+export const PRODUCER_V8_FLAGS = "--max-semi-space-size=2";
+
 /** A macrotask yield, so socket callbacks run between sends. */
 const yieldToIo = () => new Promise<void>((r) => setTimeout(r, 0));
 
@@ -139,9 +149,9 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     badRate: opts.badRate ?? 0,
     dailyRhythm: opts.dailyRhythm ?? false,
   };
-  const source: RecordSource = opts.generatorWorker === false
-    ? new InlineSource(genOpts)
-    : new WorkerSource(genOpts);
+  const source: RecordSource = opts.parallel
+    ? new WorkerSource(genOpts)
+    : new InlineSource(genOpts);
   // Counters of the records actually taken from the source.
   const stats = emptyDelta();
   let lastError: string | undefined;
@@ -150,6 +160,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       ? await NdjsonSink.open(opts.out)
       : new KafkaSink(opts.config, {
         deliveryTimeoutMs: opts.deliveryTimeoutMs ?? 120_000,
+        gzipWorker: opts.parallel ?? false,
         signal: opts.abort,
         onRetry: ({ attempt, error, waitMs }) => {
           lastError = error;

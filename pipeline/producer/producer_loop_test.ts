@@ -33,13 +33,13 @@ Deno.test({
         ...common,
         out: a,
         batchSize: 1000,
-        generatorWorker: true,
+        parallel: true,
       });
       const sb = await produce({
         ...common,
         out: b,
         batchSize: 4096,
-        generatorWorker: false,
+        parallel: false,
       });
       assert.equal(sa.sent, 12_345);
       assert.equal(sb.sent, 12_345);
