@@ -283,3 +283,13 @@ Deno.test("stream mix over 50k events at default settings", () => {
     g.stats.failedOrders > 0 && g.stats.failedOrders < g.stats.orders / 2,
   );
 });
+
+Deno.test("isoMs formats exactly like Date#toISOString", async () => {
+  const { isoMs } = await import("./generator.ts");
+  for (let ms = 0; ms < 9e12; ms += 4_500_007_919) {
+    assert.equal(isoMs(ms), new Date(ms).toISOString());
+  }
+  for (let ms = START - 3000; ms < START + 3000; ms++) {
+    assert.equal(isoMs(ms), new Date(ms).toISOString());
+  }
+});
