@@ -6,7 +6,7 @@
  *
  * The reference time is the latest event time loaded (not the wall clock),
  * so rerunning over the same data gives the same catalog. `updated_at` only
- * moves when a row's values really change.
+ * moves when a row's values really change, and then to the reference time.
  */
 import type { Pool } from "../clients/postgres.ts";
 import { withTransaction } from "../clients/postgres.ts";
@@ -71,6 +71,7 @@ async function upsert(
   key: string,
   columns: readonly string[],
   rows: readonly object[],
+  effectiveAt: Date,
 ): Promise<{ inserted: number; updated: number }> {
   return await withTransaction(pool, async (client) => {
     // jsonb_populate_recordset types each value by the target table's columns.
@@ -80,13 +81,13 @@ async function upsert(
          from jsonb_populate_recordset(null::raw.${table}, $1::jsonb)
        ), up as (
          insert into raw.${table} as t (${columns.join(", ")}, updated_at)
-         select ${columns.join(", ")}, now() from src
+         select ${columns.join(", ")}, $2::timestamptz from src
          on conflict (${key}) do update set
            ${
         columns.filter((c) => c !== key).map((c) => `${c} = excluded.${c}`)
           .join(", ")
       },
-           updated_at = now()
+           updated_at = $2::timestamptz
          where (${
         columns.filter((c) => c !== key).map((c) => `t.${c}`).join(", ")
       })
@@ -98,7 +99,7 @@ async function upsert(
        )
        select count(*) filter (where inserted)::int as inserted,
               count(*) filter (where not inserted)::int as updated from up`,
-      [JSON.stringify(rows)],
+      [JSON.stringify(rows), effectiveAt.toISOString()],
     );
     return res.rows[0];
   });
@@ -119,6 +120,11 @@ export async function upsertCatalogs(
 ): Promise<CatalogUpsertResult> {
   const catalogs = await readCatalogs(log);
   const at = asOf ?? await referenceTime(pool);
+  // updated_at says when the values took effect: the reference time (not the
+  // wall clock, which would make the snapshot's history, and so dim_product,
+  // differ between two pipelines fed the same events). Before any event the
+  // catalogs as listed are in force from the epoch.
+  const effectiveAt = at ?? new Date(0);
   // Before any event: the catalogs as listed (list price, base stock).
   const products = at ? productsAsOf(catalogs.products, at) : catalogs.products;
   const users = await upsert(
@@ -127,6 +133,7 @@ export async function upsertCatalogs(
     "user_id",
     USER_COLUMNS,
     catalogs.users,
+    effectiveAt,
   );
   const prods = await upsert(
     pool,
@@ -134,6 +141,7 @@ export async function upsertCatalogs(
     "product_id",
     PRODUCT_COLUMNS,
     products,
+    effectiveAt,
   );
   return { asOf: at?.toISOString() ?? null, users, products: prods };
 }
