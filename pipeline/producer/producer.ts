@@ -317,7 +317,9 @@ export function formatSummary(s: ProduceSummary): string {
   const n = (x: number) => x.toLocaleString("en-US");
   const lines = [
     `produce: ${
-      s.outputClosed
+      s.error
+        ? "FAILED"
+        : s.outputClosed
         ? "output closed by its reader"
         : s.interrupted
         ? "interrupted, flushed"
