@@ -56,6 +56,7 @@ export default {
       ],
     },
     { name: "How it works", path: "/how-it-works" },
+    { name: "Benchmarks", path: "/bench" },
   ],
   interpreters: {
     ".ts": [
