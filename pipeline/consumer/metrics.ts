@@ -20,6 +20,12 @@ import type { FlatRow } from "../events/flatten.ts";
 export const BUCKET_MS = 10_000;
 /** Rows the live feed keeps. */
 export const RECENT_EVENTS_LIMIT = 1_000;
+/**
+ * Newest events one micro-batch keeps for the feed. Batches of all
+ * partitions commit every second or so, so the feed still fills to
+ * RECENT_EVENTS_LIMIT, while open batches hold little memory.
+ */
+export const RECENT_PER_BATCH = 250;
 /** Latency samples kept per bucket (reservoir). */
 const LATENCY_SAMPLE = 20_000;
 
@@ -46,7 +52,7 @@ export interface BatchStats {
   deadLetterReasons: Map<string, number>;
   /** event_ts of every valid event, epoch ms. */
   eventTsMs: number[];
-  /** The newest events of the batch (at most RECENT_EVENTS_LIMIT). */
+  /** The newest events of the batch (about RECENT_PER_BATCH). */
   recent: RecentItem[];
 }
 
@@ -90,8 +96,8 @@ export function addEventStats(s: BatchStats, row: FlatRow, event: Event): void {
   }
   s.eventTsMs.push(Date.parse(row.event_ts));
   s.recent.push({ row, event });
-  if (s.recent.length > 2 * RECENT_EVENTS_LIMIT) {
-    s.recent.splice(0, s.recent.length - RECENT_EVENTS_LIMIT);
+  if (s.recent.length > 2 * RECENT_PER_BATCH) {
+    s.recent.splice(0, s.recent.length - RECENT_PER_BATCH);
   }
 }
 

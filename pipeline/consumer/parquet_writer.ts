@@ -25,7 +25,7 @@ export function readJsonColumns(): string {
 export interface ParquetWriterOptions {
   /** DuckDB worker threads (default 1: the other core runs the JS thread). */
   threads?: number;
-  /** DuckDB memory limit (default 128MB; it spills to tempDirectory beyond). */
+  /** DuckDB memory limit (default 64MB; it spills to tempDirectory beyond). */
   memoryLimit?: string;
   /** Where DuckDB may spill (default: none, in-memory only). */
   tempDirectory?: string;
@@ -49,7 +49,9 @@ export class ParquetWriter {
   static async create(opts: ParquetWriterOptions = {}): Promise<ParquetWriter> {
     const instance = await DuckDBInstance.create(":memory:", {
       threads: String(opts.threads ?? 1),
-      memory_limit: opts.memoryLimit ?? "128MB",
+      memory_limit: opts.memoryLimit ?? "64MB",
+      // Give freed memory back after each file instead of keeping 128 MB.
+      allocator_flush_threshold: "8MB",
       ...(opts.tempDirectory ? { temp_directory: opts.tempDirectory } : {}),
     });
     return new ParquetWriter(instance, opts.rowGroupSize ?? 122_880);
@@ -67,24 +69,18 @@ export class ParquetWriter {
   }
 
   async #convert(ndjsonPath: string, parquetPath: string): Promise<number> {
-    // A fresh connection each time keeps the temp table private. Parse into a table first, then COPY it: measured ~40 % faster than
-    // a single COPY (SELECT … FROM read_json), whose insertion-order
-    // preservation serialises the two stages. zstd level 1 is as small as the
-    // default level 3 for these rows and about twice as fast.
+    // One streaming COPY: with one DuckDB thread it is as fast as parsing
+    // into a table first and holds far less memory (measured: ~200 ms per
+    // 25k rows here). A fresh connection per file keeps nothing between files.
     const con = await this.instance.connect();
     try {
-      await con.run(
-        `CREATE TEMP TABLE micro_batch AS SELECT ${this.#select} FROM read_json(` +
-          `${
-            sqlString(ndjsonPath)
-          }, format = 'newline_delimited', columns = ${this.#columns}, ` +
-          `maximum_object_size = 1048576)`,
-      );
       const result = await con.run(
-        `COPY micro_batch TO ${
-          sqlString(parquetPath)
-        } (FORMAT parquet, COMPRESSION zstd, ` +
-          `COMPRESSION_LEVEL 1, ROW_GROUP_SIZE ${this.rowGroupSize})`,
+        `COPY (SELECT ${this.#select} FROM read_json(${
+          sqlString(ndjsonPath)
+        }, ` +
+          `format = 'newline_delimited', columns = ${this.#columns}, ` +
+          `maximum_object_size = 1048576)) TO ${sqlString(parquetPath)} ` +
+          `(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE ${this.rowGroupSize})`,
       );
       return Number(result.rowsChanged);
     } finally {

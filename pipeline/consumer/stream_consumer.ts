@@ -267,8 +267,8 @@ export class StreamConsumer {
       sessionTimeout: this.#opts.sessionTimeoutMs ?? 30_000,
       rebalanceTimeout: 60_000,
       heartbeatInterval: 3_000,
-      maxBytesPerPartition: 2 * 1024 * 1024,
-      maxBytes: 12 * 1024 * 1024,
+      maxBytesPerPartition: 1024 * 1024,
+      maxBytes: 6 * 1024 * 1024,
       maxWaitTimeInMs: 200,
       retry: { retries: 10 },
     });

@@ -352,7 +352,11 @@ export async function assertExactlyOnce(
   return z;
 }
 
-/** The V8 flags of `deno task consume` (deno.json), so tests run it the same way. */
+/**
+ * The V8 flags of `deno task consume` (deno.json), so tests run it the same
+ * way (with MALLOC_ARENA_MAX=2, as the task sets it too: fewer glibc arenas
+ * for DuckDB's and Deno's threads, less resident memory).
+ */
 export const CONSUMER_V8_FLAGS = "--v8-flags=--max-old-space-size=192";
 
 /** Spawns `deno task consume` as a child process with the test's environment. */
@@ -368,7 +372,11 @@ export function spawnConsumer(
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CONSUMER_V8_FLAGS, `${root}tasks/consume.ts`, ...args],
     cwd: root,
-    env: { ...env, LOGPIPE_LOG_LEVEL: env.LOGPIPE_LOG_LEVEL ?? "warn" },
+    env: {
+      MALLOC_ARENA_MAX: "2",
+      ...env,
+      LOGPIPE_LOG_LEVEL: env.LOGPIPE_LOG_LEVEL ?? "warn",
+    },
     stdout: opts.stdout ?? "null",
     stderr: opts.stderr ?? "inherit",
     stdin: "null",

@@ -22,6 +22,7 @@ import {
   newBatchStats,
   percentile,
   RECENT_EVENTS_LIMIT,
+  RECENT_PER_BATCH,
 } from "./metrics.ts";
 import { backoffMs, retry, RetryAborted } from "./retry.ts";
 import type { FlatRow } from "../events/flatten.ts";
@@ -278,11 +279,12 @@ Deno.test("metrics: counts, revenue, dead letters, latency percentiles, restore"
 
 Deno.test("metrics: the live feed keeps only the newest events", () => {
   const m = new MetricsAggregator();
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 7; i++) {
     const s = newBatchStats();
-    for (let j = 0; j < 700; j++) {
-      addEventStats(s, row({ kafka_offset: i * 700 + j }), {} as Event);
+    for (let j = 0; j < 300; j++) {
+      addEventStats(s, row({ kafka_offset: i * 300 + j }), {} as Event);
     }
+    assert.ok(s.recent.length <= 2 * RECENT_PER_BATCH);
     m.recordCommitted(s, 1, 1);
   }
   const recent = m.drain().recent;
