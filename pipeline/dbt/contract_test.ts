@@ -10,7 +10,9 @@ import * as schema from "../events/schema.ts";
 import { DBT_PROJECT_DIR } from "./toolchain.ts";
 
 Deno.test("dbt accepted_values vars equal the event contract's enumerations", async () => {
-  const project = parse(await Deno.readTextFile(`${DBT_PROJECT_DIR}/dbt_project.yml`)) as {
+  const project = parse(
+    await Deno.readTextFile(`${DBT_PROJECT_DIR}/dbt_project.yml`),
+  ) as {
     vars: Record<string, unknown>;
   };
   const expected: Record<string, readonly string[]> = {

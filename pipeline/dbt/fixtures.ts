@@ -274,11 +274,12 @@ export async function generateEvents(
       }
     }
     if (r() < 0.05) {
-      const [code, msg, http, service] = ERRORS[Math.floor(r() * ERRORS.length)];
+      const [code, msg, http, service] =
+        ERRORS[Math.floor(r() * ERRORS.length)];
       const at = next();
       emit("error", {
         error_code: code,
-          service,
+        service,
         error_message: msg,
         http_status: http,
         error_at: at.toISOString(),
@@ -324,7 +325,8 @@ export async function generateEvents(
         const failed = emit("order_failed", {
           order_id: orderId,
           amount,
-          failure_reason: FAILURE_REASON_LIST[Math.floor(r() * FAILURE_REASON_LIST.length)],
+          failure_reason:
+            FAILURE_REASON_LIST[Math.floor(r() * FAILURE_REASON_LIST.length)],
         });
         buf.at(-1)!.failed_at = failed.toISOString();
         totals.ordersByStatus.failed++;

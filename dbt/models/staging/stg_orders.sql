@@ -27,7 +27,8 @@ purchases as (
         payment_method,
         shipping_address,
         amount,
-        items_json
+        items_json,
+        max(loaded_at) over (partition by order_id)     as purchase_loaded_at
     from order_events
     where event_type = 'purchase'
     order by order_id, event_ts, event_id
@@ -47,7 +48,8 @@ settlements as (
         count(*) filter (where event_type = 'order_failed')                  as failed_events,
         -- identity of an order seen only through its settling event
         min(user_id)                                                          as settled_user_id,
-        min(event_ts)                                                         as first_settled_ts
+        min(event_ts)                                                         as first_settled_ts,
+        max(loaded_at)                                                        as settled_loaded_at
     from order_events
     where event_type in ('order_complete', 'order_failed')
     group by order_id
@@ -85,6 +87,7 @@ select
     s.failure_reason,
     coalesce(s.complete_events, 0)                            as complete_events,
     coalesce(s.failed_events, 0)                              as failed_events,
-    (p.order_id is not null)                                  as has_purchase
+    (p.order_id is not null)                                  as has_purchase,
+    greatest(p.purchase_loaded_at, s.settled_loaded_at)       as last_loaded_at
 from purchases p
 full outer join settlements s on s.order_id = p.order_id

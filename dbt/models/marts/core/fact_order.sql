@@ -11,6 +11,7 @@
     ]
   )
 }}
+-- depends_on: {{ ref('stg_events') }}
 -- One row per order line (grain: order_id x line_no). The order's status is
 -- completed / failed / pending from its later events, so an incremental run
 -- recomputes every order any newly loaded purchase, order_complete or
@@ -49,14 +50,6 @@ orders as (
     {% if is_incremental() %}
       and o.order_id in (select order_id from touched)
     {% endif %}
-),
-
-loaded as (
-    -- the latest load time of the order's events (incremental bookkeeping)
-    select e.order_id, max(e.loaded_at) as loaded_at
-    from {{ ref('stg_events') }} e
-    where e.order_id in (select order_id from orders)
-    group by e.order_id
 )
 
 select
@@ -86,12 +79,10 @@ select
     o.status,
     o.status_at,
     o.failure_reason,
-    ld.loaded_at                                               as _loaded_at
+    o.last_loaded_at                                           as _loaded_at
 from orders o
 join {{ ref('stg_order_lines') }} l
     on l.purchase_event_id = o.purchase_event_id
-left join loaded ld
-    on ld.order_id = o.order_id
 left join {{ ref('dim_users') }} u
     on u.user_id = o.user_id
 left join {{ ref('dim_product') }} p
