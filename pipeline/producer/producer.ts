@@ -69,6 +69,8 @@ export interface ProduceOptions {
    * (default false: one thread, the leanest memory; see the README).
    */
   parallel?: boolean;
+  /** Idempotent producers in parallel, each owning a share of the partitions (default 2). */
+  lanes?: number;
 }
 
 /** A progress snapshot. */
@@ -161,6 +163,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       : new KafkaSink(opts.config, {
         deliveryTimeoutMs: opts.deliveryTimeoutMs ?? 120_000,
         gzipWorker: opts.parallel ?? false,
+        lanes: opts.lanes,
         signal: opts.abort,
         onRetry: ({ attempt, error, waitMs }) => {
           lastError = error;
@@ -222,7 +225,12 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
           outputClosed = true;
           return;
         }
-        undelivered += size;
+        // A partial failure (one lane) still delivered the rest.
+        const lost = err instanceof DeliveryError
+          ? Math.min(size, err.undelivered)
+          : size;
+        undelivered += lost;
+        sent += size - lost;
         failure = err instanceof Error ? err : new Error(String(err));
       },
     );
