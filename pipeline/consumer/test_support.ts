@@ -60,7 +60,8 @@ export async function produceGenerated(
     rate: opts.rate ?? 2_000,
     badRate: opts.badRate ?? 0,
   });
-  const producer = createKafka(config, { quiet: true }).producer({
+  // Generous retries: the shared broker may be restarted by another test.
+  const producer = createKafka(config, { quiet: true, retries: 15 }).producer({
     idempotent: true,
     maxInFlightRequests: 1,
   });
