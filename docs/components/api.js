@@ -13,8 +13,11 @@ export function apiUrl(path, params = {}) {
 }
 
 /** GETs JSON; throws with the API's own error message on a non-2xx answer. */
-export async function getJson(path, params, {signal} = {}) {
-  const res = await fetch(apiUrl(path, params), {headers: {accept: "application/json"}, signal});
+export async function getJson(path, params, { signal } = {}) {
+  const res = await fetch(apiUrl(path, params), {
+    headers: { accept: "application/json" },
+    signal,
+  });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
   return body;
@@ -31,7 +34,10 @@ export async function* poll(path, params, ms = 3000) {
     try {
       value = await getJson(path, params);
     } catch (error) {
-      value = {error: error?.message ?? String(error), asOf: new Date().toISOString()};
+      value = {
+        error: error?.message ?? String(error),
+        asOf: new Date().toISOString(),
+      };
     }
     yield value;
     await new Promise((resolve) => setTimeout(resolve, ms));

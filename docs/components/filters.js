@@ -1,6 +1,6 @@
 // The one filter bar every event page uses, so filters look and behave alike.
 import * as Inputs from "@observablehq/inputs";
-import {html} from "htl";
+import { html } from "htl";
 
 /** Time windows offered (API duration strings). */
 export const WINDOWS = [
@@ -17,26 +17,35 @@ export const WINDOWS = [
  * the API's query parameters, e.g. {window: "15m", event_type: [], country: "DE"}.
  * `schema` is docs/data/schema.json; `omit` drops fields a page does not use.
  */
-export function eventFilters(schema, {omit = [], window = "15m"} = {}) {
+export function eventFilters(schema, { omit = [], window = "15m" } = {}) {
   const all = "All";
   const fields = {
-    window: Inputs.select(new Map(WINDOWS), {label: "Window", value: window}),
-    event_type: Inputs.select([all, ...schema.eventTypes], {label: "Event type"}),
+    window: Inputs.select(new Map(WINDOWS), { label: "Window", value: window }),
+    event_type: Inputs.select([all, ...schema.eventTypes], {
+      label: "Event type",
+    }),
     country: Inputs.select([all, ...schema.countries.map((c) => c.code)], {
       label: "Country",
-      format: (c) => (c === all ? all : `${c} · ${schema.countries.find((x) => x.code === c)?.name ?? c}`)
+      format: (
+        c,
+      ) => (c === all
+        ? all
+        : `${c} · ${schema.countries.find((x) => x.code === c)?.name ?? c}`),
     }),
-    device: Inputs.select([all, ...schema.devices], {label: "Device"}),
-    level: Inputs.select([all, ...schema.levels], {label: "Level"})
+    device: Inputs.select([all, ...schema.devices], { label: "Device" }),
+    level: Inputs.select([all, ...schema.levels], { label: "Level" }),
   };
   for (const k of omit) delete fields[k];
   const form = Inputs.form(fields, {
-    template: (inputs) => html`<div class="filter-bar">${Object.values(inputs)}</div>`
+    template: (inputs) =>
+      html`<div class="filter-bar">${Object.values(inputs)}</div>`,
   });
   // Expose "All" as "no filter" so the value is ready to pass to the API.
   const read = () => {
     const v = {};
-    for (const [k, input] of Object.entries(fields)) v[k] = input.value === all ? undefined : input.value;
+    for (const [k, input] of Object.entries(fields)) {
+      v[k] = input.value === all ? undefined : input.value;
+    }
     return v;
   };
   const wrapper = html`<div class="filters">${form}</div>`;
@@ -44,7 +53,7 @@ export function eventFilters(schema, {omit = [], window = "15m"} = {}) {
   form.addEventListener("input", (event) => {
     event.stopPropagation();
     wrapper.value = read();
-    wrapper.dispatchEvent(new Event("input", {bubbles: true}));
+    wrapper.dispatchEvent(new Event("input", { bubbles: true }));
   });
   return wrapper;
 }

@@ -6,15 +6,27 @@ const decimal = d3.format(",.2f");
 const compact = d3.format(".3~s");
 
 /** 12,345 (or "–" for null). */
-export const fmtInt = (n) => (n == null || Number.isNaN(n) ? "–" : integer(Math.round(n)));
+export const fmtInt = (
+  n,
+) => (n == null || Number.isNaN(n) ? "–" : integer(Math.round(n)));
 /** 1,234.50 */
-export const fmtMoney = (n) => (n == null || Number.isNaN(n) ? "–" : decimal(n));
+export const fmtMoney = (
+  n,
+) => (n == null || Number.isNaN(n) ? "–" : decimal(n));
 /** 12.3 % from a ratio. */
-export const fmtPct = (r) => (r == null || Number.isNaN(r) ? "–" : `${(r * 100).toFixed(1)} %`);
+export const fmtPct = (
+  r,
+) => (r == null || Number.isNaN(r) ? "–" : `${(r * 100).toFixed(1)} %`);
 /** 1.23 k */
-export const fmtCompact = (n) => (n == null || Number.isNaN(n) ? "–" : compact(n));
+export const fmtCompact = (
+  n,
+) => (n == null || Number.isNaN(n) ? "–" : compact(n));
 /** 3.4 /s */
-export const fmtRate = (n) => (n == null || Number.isNaN(n) ? "–" : `${n >= 10 ? n.toFixed(0) : n.toFixed(2)} /s`);
+export const fmtRate = (
+  n,
+) => (n == null || Number.isNaN(n)
+  ? "–"
+  : `${n >= 10 ? n.toFixed(0) : n.toFixed(2)} /s`);
 /** 1.2 MB */
 export function fmtBytes(n) {
   if (n == null) return "–";
@@ -24,7 +36,13 @@ export function fmtBytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 /** 850 ms / 3.2 s */
-export const fmtMs = (ms) => (ms == null ? "–" : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+export const fmtMs = (
+  ms,
+) => (ms == null
+  ? "–"
+  : ms < 1000
+  ? `${Math.round(ms)} ms`
+  : `${(ms / 1000).toFixed(1)} s`);
 
 /** "2026-01-01 12:00:00 UTC" */
 export function fmtTime(t) {

@@ -31,7 +31,11 @@ async function pipeline(t: TestEnv, partitions: string): Promise<void> {
   const b = await runTask(t, "batch.ts", []);
   assert.equal(b.code, 0, `${b.stdout}\n${b.stderr.slice(-2000)}`);
   const a = await runTask(t, "audit.ts", []);
-  assert.equal(a.code, 0, a.stdout);
+  assert.equal(
+    a.code,
+    0,
+    `audit failed:\n${a.stdout}\n${a.stderr.slice(-3000)}`,
+  );
 }
 
 Deno.test("two fresh pipelines fed the same events have identical mart fingerprints", async () => {
