@@ -7,7 +7,12 @@
  */
 import { runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
-import { ensureDbt, failedNodes, generateDocs, runDbt } from "../pipeline/dbt/toolchain.ts";
+import {
+  ensureDbt,
+  failedNodes,
+  generateDocs,
+  runDbt,
+} from "../pipeline/dbt/toolchain.ts";
 
 const USAGE = `
 Usage: deno task dbt <command> [dbt options]
@@ -33,27 +38,52 @@ only through the environment.
 `;
 
 const DBT_COMMANDS = new Set([
-  "build", "clean", "clone", "compile", "debug", "deps", "docs", "init", "list", "ls",
-  "parse", "retry", "run", "run-operation", "seed", "show", "snapshot", "source", "test",
+  "build",
+  "clean",
+  "clone",
+  "compile",
+  "debug",
+  "deps",
+  "docs",
+  "init",
+  "list",
+  "ls",
+  "parse",
+  "retry",
+  "run",
+  "run-operation",
+  "seed",
+  "show",
+  "snapshot",
+  "source",
+  "test",
 ]);
 
 runMain(async () => {
   const args = [...Deno.args];
   const command = args[0];
-  if (command === undefined) throw new UsageError("missing dbt command (try --help)");
+  if (command === undefined) {
+    throw new UsageError("missing dbt command (try --help)");
+  }
   if (command === "-h" || command === "--help" || command === "help") {
     console.log(USAGE.trim());
     return 0;
   }
   const config = loadConfig();
   if (command === "setup") {
-    if (args.length > 1) throw new UsageError(`setup takes no arguments, got "${args[1]}"`);
+    if (args.length > 1) {
+      throw new UsageError(`setup takes no arguments, got "${args[1]}"`);
+    }
     const t = await ensureDbt(config);
-    console.log(`dbt-core ${t.dbtVersion}, dbt-postgres ${t.postgresAdapterVersion} in ${t.paths.venvDir}`);
+    console.log(
+      `dbt-core ${t.dbtVersion}, dbt-postgres ${t.postgresAdapterVersion} in ${t.paths.venvDir}`,
+    );
     return 0;
   }
   if (command === "docs-site") {
-    if (args.length > 1) throw new UsageError(`docs-site takes no arguments, got "${args[1]}"`);
+    if (args.length > 1) {
+      throw new UsageError(`docs-site takes no arguments, got "${args[1]}"`);
+    }
     const { dir, run } = await generateDocs(config);
     if (!run.ok) {
       console.error(run.stdout.trim().split("\n").slice(-20).join("\n"));
@@ -63,15 +93,25 @@ runMain(async () => {
     return 0;
   }
   if (command.startsWith("-")) {
-    throw new UsageError(`put the dbt command first, got option "${command}" (try --help)`);
+    throw new UsageError(
+      `put the dbt command first, got option "${command}" (try --help)`,
+    );
   }
   if (!DBT_COMMANDS.has(command)) {
-    throw new UsageError(`unknown dbt command "${command}" (one of: ${[...DBT_COMMANDS].join(", ")})`);
+    throw new UsageError(
+      `unknown dbt command "${command}" (one of: ${
+        [...DBT_COMMANDS].join(", ")
+      })`,
+    );
   }
   const run = await runDbt(config, args, { stream: true });
   const failed = failedNodes(run);
   if (failed.length) {
-    console.error(`failing nodes: ${failed.map((f) => `${f.name} (${f.status})`).join(", ")}`);
+    console.error(
+      `failing nodes: ${
+        failed.map((f) => `${f.name} (${f.status})`).join(", ")
+      }`,
+    );
   }
   return run.exitCode;
 });

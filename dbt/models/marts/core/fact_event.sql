@@ -6,6 +6,7 @@
     on_schema_change='append_new_columns',
     indexes=[
       {'columns': ['event_sk'], 'unique': True},
+      {'columns': ['event_id'], 'unique': True},
       {'columns': ['event_ts']},
       {'columns': ['_loaded_at']},
       {'columns': ['session_id']},
@@ -15,35 +16,56 @@
 -- One row per event, all seven types, with keys to the user, the product
 -- version in force at the event's time, and the day; unknown / not-applicable
 -- members instead of null keys. Incremental and idempotent: each run merges
--- (on event_sk = md5(event_id)) the raw rows loaded since the last run, with
--- two lookback windows:
---   * load_lookback: rows loaded shortly before the watermark (a load that
---     committed late) are read again;
---   * event_lookback: events after a product version that started recently
---     are re-keyed, in case their rows were loaded before the snapshot saw
---     the change.
--- Re-merging a row rewrites it with the same values, so a rerun is a no-op.
-with events as (
-    select *
+-- (on event_sk = md5(event_id)) exactly the events that need it:
+--   * events not in the fact yet (an anti-join on event_id, so nothing is
+--     missed whatever its load time or transaction order);
+--   * events loaded after the fact's last load time, minus
+--     var('load_lookback') (a backfill reloads raw rows: they are re-keyed);
+--   * events after a product version that started within
+--     var('event_lookback') of the newest fact, so they join that version
+--     even if they were loaded before the snapshot saw the change.
+-- Re-merging a row writes the same values, so a rerun changes nothing.
+{% if is_incremental() %}
+with watermark as (
+    select
+        coalesce(max(_loaded_at), '-infinity'::timestamptz)
+            - interval '{{ var("load_lookback") }}'                   as loaded_since,
+        coalesce(max(event_ts), '-infinity'::timestamptz)
+            - interval '{{ var("event_lookback") }}'                  as recent_ts
+    from {{ this }}
+),
+
+rekey as (
+    select coalesce(min(p.valid_from), 'infinity'::timestamptz) as rekey_from
+    from {{ ref('dim_product') }} p, watermark w
+    where p.version_no > 1 and p.valid_from >= w.recent_ts
+),
+
+todo as (
+    select s.event_id
+    from {{ ref('stg_events') }} s
+    left join {{ this }} f on f.event_id = s.event_id
+    where f.event_id is null
+    union
+    select s.event_id
+    from {{ ref('stg_events') }} s, watermark w
+    where s.loaded_at > w.loaded_since
+    union
+    select s.event_id
+    from {{ ref('stg_events') }} s, rekey r
+    where s.event_ts >= r.rekey_from
+),
+
+events as (
+    select e.*
     from {{ ref('stg_events') }} e
-    {% if is_incremental() %}
-    where e.loaded_at >= (
-            select coalesce(max(_loaded_at), '-infinity'::timestamptz)
-                   - interval '{{ var("load_lookback") }}'
-            from {{ this }}
-        )
-       or e.event_ts >= (
-            select coalesce(min(p.valid_from), 'infinity'::timestamptz)
-            from {{ ref('dim_product') }} p
-            where p.version_no > 1
-              and p.valid_from >= (
-                    select coalesce(max(event_ts), '-infinity'::timestamptz)
-                           - interval '{{ var("event_lookback") }}'
-                    from {{ this }}
-                )
-        )
-    {% endif %}
+    join todo using (event_id)
 )
+{% else %}
+with events as (
+    select * from {{ ref('stg_events') }}
+)
+{% endif %}
 
 select
     {{ sk(['e.event_id']) }}                                   as event_sk,

@@ -35,11 +35,23 @@ recent_versions as (
 ),
 
 touched as (
-    select distinct e.order_id
-    from {{ ref('stg_events') }} e, watermark w, recent_versions r
+    -- orders with an event loaded since the last run (new, completed, failed, reloaded)
+    select e.order_id
+    from {{ ref('stg_events') }} e, watermark w
     where e.event_type in ('purchase', 'order_complete', 'order_failed')
       and e.order_id is not null
-      and (e.loaded_at >= w.since or e.event_ts >= r.rekey_from)
+      and e.loaded_at > w.since
+    union
+    -- purchases whose order is not in the fact yet, whatever their load time
+    select e.order_id
+    from {{ ref('stg_events') }} e
+    left join (select distinct order_id from {{ this }}) f on f.order_id = e.order_id
+    where e.event_type = 'purchase' and e.order_id is not null and f.order_id is null
+    union
+    -- orders placed after a recent product version started (re-key their lines)
+    select e.order_id
+    from {{ ref('stg_events') }} e, recent_versions r
+    where e.event_type = 'purchase' and e.order_id is not null and e.event_ts >= r.rekey_from
 ),
 {% endif %}
 
