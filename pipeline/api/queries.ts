@@ -499,11 +499,13 @@ export async function stages(db: Db) {
        (select count(*)::float8 from raw.load_ledger) as raw_files_loaded,
        (select coalesce(sum(row_count), 0)::float8 from raw.load_ledger) as raw_events_loaded`,
   );
-  // Row counts of the dbt models are estimates (pg_class), cheap at any size.
+  // Exact row counts of the marts as of the last export (the batch counts
+  // them while exporting); planner estimates (pg_class) read 0 for a table
+  // that was never analysed, which would misstate small marts.
   const marts = await db.query<{ table_name: string; rows: number }>(
-    `select c.relname as table_name, greatest(c.reltuples, 0)::float8 as rows
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'analytics' and c.relkind in ('r', 'p', 'm')
+    `select t.key as table_name, t.value::float8 as rows
+       from (select tables from ops.exports order by exported_at desc limit 1) e,
+            jsonb_each_text(e.tables) t
       order by 1 limit 200`,
   );
   return { ...rows[0], marts: marts.rows };
