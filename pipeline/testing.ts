@@ -28,6 +28,12 @@ export interface TestEnvOptions {
   partitions?: number;
   /** Skip creating the topic (a test of topic creation itself). */
   noTopic?: boolean;
+  /**
+   * Extra LOGPIPE_* variables for the environment's config and env, applied
+   * after the topic, HDFS root and database are prepared (e.g. a WebHDFS URL
+   * where nothing listens, to test an HDFS outage).
+   */
+  env?: Record<string, string>;
 }
 
 /** Throws a clear error when the shared services are not up. */
@@ -63,23 +69,28 @@ export async function createTestEnv(
     LOGPIPE_HDFS_ROOT: `/logpipe-test/${id}`,
     LOGPIPE_DATABASE_URL: dbUrl.toString(),
   };
-  const config = loadConfig({ ...Deno.env.toObject(), ...env });
+  const prepared = loadConfig({ ...Deno.env.toObject(), ...env });
 
   await withConnection(base.postgres.url, async (c) => {
     await c.query(`create database "${database}"`);
   });
-  await migrate(config);
-  const hdfs = createWebHdfs(config);
+  await migrate(prepared);
+  const hdfs = createWebHdfs(prepared);
   for (
     const dir of [
-      config.hdfs.rawDir,
-      config.hdfs.deadLetterDir,
-      config.hdfs.exportsDir,
+      prepared.hdfs.rawDir,
+      prepared.hdfs.deadLetterDir,
+      prepared.hdfs.exportsDir,
     ]
   ) {
     await hdfs.mkdirs(dir);
   }
-  if (!opts.noTopic) await ensureTopic(config);
+  if (!opts.noTopic) await ensureTopic(prepared);
+  // Overrides apply to what the test sees, not to the preparation above.
+  Object.assign(env, opts.env ?? {});
+  const config = opts.env
+    ? loadConfig({ ...Deno.env.toObject(), ...env })
+    : prepared;
 
   return {
     id,
@@ -88,10 +99,10 @@ export async function createTestEnv(
     async cleanup() {
       if (Deno.env.get("LOGPIPE_KEEP_TEST_DATA") === "1") return;
       const errors: string[] = [];
-      await deleteTopic(config, config.kafka.topic).catch((e) =>
+      await deleteTopic(prepared, prepared.kafka.topic).catch((e) =>
         errors.push(`topic: ${e}`)
       );
-      await hdfs.delete(config.hdfs.root, { recursive: true }).catch((e) =>
+      await hdfs.delete(prepared.hdfs.root, { recursive: true }).catch((e) =>
         errors.push(`hdfs: ${e}`)
       );
       await withConnection(base.postgres.url, async (c) => {

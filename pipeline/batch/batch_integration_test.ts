@@ -15,7 +15,7 @@ import {
 import { runDag } from "./dag.ts";
 import { RunLock } from "./lock.ts";
 import { RawZoneFixture } from "./raw_fixture.ts";
-import { createBatchTestEnv } from "./test_env.ts";
+import { createTestEnv } from "../testing.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -63,7 +63,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const t = await createBatchTestEnv("exactly_once");
+    const t = await createTestEnv("exactly_once", { noTopic: true });
     const fx = new RawZoneFixture(
       createWebHdfs(t.config),
       t.config.hdfs.rawDir,
@@ -159,7 +159,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const t = await createBatchTestEnv("kill9");
+    const t = await createTestEnv("kill9", { noTopic: true });
     const fx = new RawZoneFixture(
       createWebHdfs(t.config),
       t.config.hdfs.rawDir,
@@ -244,7 +244,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const t = await createBatchTestEnv("lock");
+    const t = await createTestEnv("lock", { noTopic: true });
     const fx = new RawZoneFixture(
       createWebHdfs(t.config),
       t.config.hdfs.rawDir,
@@ -297,7 +297,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const t = await createBatchTestEnv("backfill");
+    const t = await createTestEnv("backfill", { noTopic: true });
     // 1 event/s of event time: 9,000 events span 09:30 to 12:00.
     const fx = new RawZoneFixture(
       createWebHdfs(t.config),
@@ -389,12 +389,15 @@ Deno.test({
     probe.close();
     const hook = startWebhookReceiver();
     const smtp = await startSmtpReceiver();
-    const t = await createBatchTestEnv("hdfs_down", {
-      LOGPIPE_WEBHDFS_URL: `http://127.0.0.1:${deadPort}`,
-      LOGPIPE_SLACK_WEBHOOK_URL: hook.url,
-      LOGPIPE_SMTP_URL: smtp.url,
-      LOGPIPE_EMAIL_TO: "ops@example.com",
-      LOGPIPE_EMAIL_FROM: "logpipe@example.com",
+    const t = await createTestEnv("hdfs_down", {
+      noTopic: true,
+      env: {
+        LOGPIPE_WEBHDFS_URL: `http://127.0.0.1:${deadPort}`,
+        LOGPIPE_SLACK_WEBHOOK_URL: hook.url,
+        LOGPIPE_SMTP_URL: smtp.url,
+        LOGPIPE_EMAIL_TO: "ops@example.com",
+        LOGPIPE_EMAIL_FROM: "logpipe@example.com",
+      },
     });
     try {
       const r = await collect(spawnBatch(t.env, ["--retry-delay", "0.2"]));

@@ -4,7 +4,7 @@ import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { logger } from "../log.ts";
 import { duckTypeFor, exportMarts, latestExportDir } from "./export.ts";
-import { createBatchTestEnv } from "./test_env.ts";
+import { createTestEnv } from "../testing.ts";
 
 Deno.test("Postgres types map to exact DuckDB types", () => {
   const c = (
@@ -26,7 +26,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const t = await createBatchTestEnv("export");
+    const t = await createTestEnv("export", { noTopic: true });
     const pool = createPool(t.config);
     const hdfs = createWebHdfs(t.config);
     const duck = await DuckDBInstance.create(":memory:");

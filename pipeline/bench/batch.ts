@@ -18,7 +18,7 @@ import { runDag } from "../batch/dag.ts";
 import { loadFiles } from "../batch/loader.ts";
 import { listRawFiles } from "../batch/raw_zone.ts";
 import { RawZoneFixture } from "../batch/raw_fixture.ts";
-import { createBatchTestEnv } from "../batch/test_env.ts";
+import { createTestEnv } from "../testing.ts";
 import { type BenchRow, benchRow } from "./report.ts";
 
 export type { BenchRow };
@@ -113,7 +113,7 @@ export async function benchBatch(
   const runEvents = opts.runEvents ?? 1_200_000;
   const rows: BenchRow[] = [];
 
-  const t = await createBatchTestEnv("bench_load");
+  const t = await createTestEnv("bench_load", { noTopic: true });
   try {
     await writeEvents(t.config, loadEvents, opts.onProgress);
     const pool = createPool(t.config, { max: 3 });
@@ -160,7 +160,7 @@ export async function benchBatch(
   }
 
   if (runEvents > 0) {
-    const r = await createBatchTestEnv("bench_run");
+    const r = await createTestEnv("bench_run", { noTopic: true });
     try {
       await writeEvents(r.config, runEvents, opts.onProgress);
       opts.onProgress?.("whole run: load + dbt + export");
