@@ -1,5 +1,6 @@
 /**
- * `deno task test`: the whole suite. Starts the services it needs (and
+ * `deno task test`: the whole suite. (Not named test.ts: `deno test` would
+ * take a file of that name for a test module and run the suite inside itself.) Starts the services it needs (and
  * stops, at the end, the ones it started, also on failure), checks formatting
  * and lint, runs every `*_test.ts` against the real services, then the
  * services lifecycle test (down → nothing left → up → data still there).
