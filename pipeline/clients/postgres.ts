@@ -4,6 +4,9 @@
  */
 import pg from "pg";
 import type { Config } from "../config.ts";
+import { logger } from "../log.ts";
+
+const log = logger("postgres");
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -20,13 +23,24 @@ export function createPool(
   config: Pick<Config, "postgres">,
   opts: { max?: number; applicationName?: string; url?: string } = {},
 ): Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: opts.url ?? config.postgres.url,
     max: opts.max ?? 5,
     application_name: opts.applicationName ?? "logpipe",
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 10_000,
   });
+  // An idle pooled connection that the server drops (a restart, a crash,
+  // an admin's terminate) is reported as an 'error' event on the pool; with
+  // no listener that is an uncaught error and the whole process dies. The
+  // pool has already discarded the client and the next query reconnects, so
+  // log it and carry on: callers see errors of their own queries as usual.
+  pool.on("error", (err) => {
+    log.warn("idle PostgreSQL connection lost; the pool reconnects", {
+      error: err.message,
+    });
+  });
+  return pool;
 }
 
 /** Borrows a client for `fn` and always gives it back. */
