@@ -404,7 +404,9 @@ export async function runDbt(
   await Deno.mkdir(paths.logDir, { recursive: true });
   // A stale run_results.json must never be mistaken for this run's.
   const resultsFile = `${paths.targetDir}/run_results.json`;
+  const sourcesFile = `${paths.targetDir}/sources.json`;
   await Deno.remove(resultsFile).catch(() => {});
+  await Deno.remove(sourcesFile).catch(() => {});
 
   const started = performance.now();
   const child = new Deno.Command(paths.dbtBin, {
@@ -443,7 +445,9 @@ export async function runDbt(
 
   let results: DbtNodeResult[] = [];
   try {
-    results = parseRunResults(await Deno.readTextFile(resultsFile));
+    // `dbt source freshness` reports in sources.json (same result shape).
+    const file = args[0] === "source" ? sourcesFile : resultsFile;
+    results = parseRunResults(await Deno.readTextFile(file));
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
       log.warn("could not parse run_results.json", { error: err });
