@@ -6,20 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { CompressionTypes } from "kafkajs";
 import type { Config } from "../config.ts";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
-import { createWebHdfs } from "../clients/webhdfs.ts";
 import {
   BAD_KINDS,
   createGenerator,
   recordBytes,
 } from "../events/generator.ts";
 import { validateEvent } from "../events/schema.ts";
-import { parseDataFileName, parseRawPartition } from "./file_names.ts";
-import type { DeadLetterRecord } from "./dead_letter.ts";
+import { parseDataFileName } from "./file_names.ts";
 import { decodeBase64 } from "./base64.ts";
+import { readZones, type ZoneContents } from "../audit/zones.ts";
 
 /** What was produced, to compare the zones with. */
 export interface Produced {
@@ -121,112 +119,9 @@ export async function produceGenerated(
   return produced;
 }
 
-/** A row of the raw zone as read back. */
-export interface RawRow {
-  event_id: string;
-  event_type: string;
-  geo_country: string;
-  kafka_partition: number;
-  kafka_offset: number;
-  file: string;
-}
-
-/** Everything both zones hold. */
-export interface ZoneContents {
-  raw: RawRow[];
-  deadLetters: Array<DeadLetterRecord & { file: string }>;
-  /** Files whose names are not committed-file names (must be none). */
-  foreign: string[];
-  /** Entries left in _tmp/staging and _tmp/committed. */
-  leftovers: string[];
-  rawFiles: number;
-  rawBytes: number;
-}
-
-/** Downloads the raw zone (Parquet, read with DuckDB) and the dead-letter zone. */
-export async function readZones(config: Config): Promise<ZoneContents> {
-  const hdfs = createWebHdfs(config);
-  const tmp = await Deno.makeTempDir({ prefix: "logpipe-zones-" });
-  try {
-    const foreign: string[] = [];
-    const rawFiles = await hdfs.walk(config.hdfs.rawDir);
-    let i = 0;
-    const local: string[] = [];
-    let rawBytes = 0;
-    const queue = [...rawFiles];
-    const worker = async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
-        const n = parseDataFileName(f.pathSuffix);
-        if (!n || n.extension !== "parquet" || !parseRawPartition(f.path)) {
-          foreign.push(f.path);
-          continue;
-        }
-        const dst = `${tmp}/${++i}__${f.pathSuffix}`;
-        const bytes = await hdfs.read(f.path);
-        rawBytes += bytes.byteLength;
-        await Deno.writeFile(dst, bytes);
-        local.push(dst);
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, worker));
-    const raw: RawRow[] = [];
-    if (local.length) {
-      const inst = await DuckDBInstance.create(":memory:");
-      const con = await inst.connect();
-      try {
-        const res = await con.runAndReadAll(
-          `select event_id, event_type, geo_country, kafka_partition, kafka_offset::bigint, filename,
-                  strftime(event_ts at time zone 'UTC', '%Y-%m-%d %H')
-             from read_parquet('${tmp}/*.parquet', filename = true)`,
-        );
-        for (const r of res.getRows()) {
-          const file = String(r[5]).split("/").pop()!.replace(/^\d+__/, "");
-          raw.push({
-            event_id: String(r[0]),
-            event_type: String(r[1]),
-            geo_country: String(r[2]),
-            kafka_partition: Number(r[3]),
-            kafka_offset: Number(r[4]),
-            file: file + "@" + String(r[6]),
-          });
-        }
-      } finally {
-        con.closeSync();
-        inst.closeSync();
-      }
-    }
-    const deadLetters: ZoneContents["deadLetters"] = [];
-    for (const f of await hdfs.walk(config.hdfs.deadLetterDir)) {
-      const n = parseDataFileName(f.pathSuffix);
-      if (
-        !n || n.extension !== "ndjson" ||
-        !/\/date=\d{4}-\d{2}-\d{2}\//.test(f.path)
-      ) {
-        foreign.push(f.path);
-        continue;
-      }
-      for (const line of (await hdfs.readText(f.path)).split("\n")) {
-        if (line) deadLetters.push({ ...JSON.parse(line), file: f.pathSuffix });
-      }
-    }
-    const leftovers: string[] = [];
-    for (const d of ["staging", "committed"]) {
-      for (const s of await hdfs.listOrEmpty(`${config.hdfs.root}/_tmp/${d}`)) {
-        leftovers.push(`${d}/${s.pathSuffix}`);
-      }
-    }
-    return {
-      raw,
-      deadLetters,
-      foreign,
-      leftovers,
-      rawFiles: local.length,
-      rawBytes,
-    };
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
+// Reading the zones back is the audit's job too: one reader serves both.
+export { readZones } from "../audit/zones.ts";
+export type { RawZoneRow as RawRow, ZoneContents } from "../audit/zones.ts";
 
 /**
  * Asserts exactly-once: every produced valid event_id once in the raw zone
