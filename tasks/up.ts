@@ -20,6 +20,7 @@ import {
 } from "../pipeline/supervisor.ts";
 import { createPool, type Pool } from "../pipeline/clients/postgres.ts";
 import { isAlive, stopProcess } from "../pipeline/services/process.ts";
+import { publishSite } from "../pipeline/site/build.ts";
 
 const USAGE = `
 usage: deno task up [options]
@@ -188,6 +189,20 @@ await runMain(async () => {
   const config = await servicesUp({ say: (l) => say(`  ${l}`) });
   const startedServices = before.some((s) => s.mode === "local" && !s.up);
   say(`services healthy in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  // The API serves the built site: build it once now if there is none yet
+  // (the BI pages say "no data yet" until the first batch republishes it).
+  try {
+    Deno.statSync(`${config.projectRoot}/dist/index.html`);
+  } catch {
+    say("building the site (first start)…");
+    const site = await publishSite({ projectRoot: config.projectRoot });
+    say(
+      site.ok
+        ? `  site built in ${(site.ms / 1000).toFixed(1)} s`
+        : `  site build failed; see deno task site:build`,
+    );
+  }
 
   const runFile = `${config.localDir}/run/up.json`;
   await reapOrphans(runFile);
