@@ -35,11 +35,10 @@ const SUITES: Record<string, Suite> = {
       quick,
       onProgress: say,
     }),
-  consumer: async ({ quick, say }) =>
-    (await import("../pipeline/bench/consumer.ts")).benchConsumer({
-      quick,
-      onProgress: say,
-    }),
+  consumer: async ({ quick }) =>
+    (await import("../pipeline/bench/consumer.ts")).benchConsumer(
+      quick ? { events: 200_000, latencySeconds: 15 } : {},
+    ),
   batch: async ({ quick, say }) =>
     (await import("../pipeline/bench/batch.ts")).benchBatch({
       loadEvents: quick ? 100_000 : 1_000_000,

@@ -11,20 +11,9 @@ import { failedNodes, runDbt } from "../dbt/toolchain.ts";
 import { generateEvents, insertRows, seedRaw } from "../dbt/fixtures.ts";
 import { logger } from "../log.ts";
 
-const log = logger("bench.dbt");
+import { type BenchRow, benchRow } from "./report.ts";
 
-/** One measurement. */
-export interface BenchRow {
-  suite: string;
-  name: string;
-  value: number;
-  unit: string;
-  /** The target the value should meet, if any (same unit). */
-  target?: number;
-  /** Whether the target was met (undefined when there is none). */
-  ok?: boolean;
-  detail?: string;
-}
+const log = logger("bench.dbt");
 
 /** Options of benchDbt. */
 export interface BenchDbtOptions {
@@ -65,13 +54,14 @@ export async function benchDbt(
       t.config.postgres.url,
       (c) => seedRaw(c, fixture),
     );
-    rows.push({
-      suite: "dbt",
-      name: "seed raw (fixture)",
-      value: (performance.now() - t0) / 1000,
+    rows.push(benchRow({
+      name: "dbt: seed raw (fixture)",
+      ours: (performance.now() - t0) / 1000,
       unit: "s",
-      detail: `${first.events} events`,
-    });
+      target: "reported",
+      pass: true,
+      note: `${first.events} events`,
+    }));
     log.info("seeded", { events: first.events });
 
     const full = await runDbt(t.config, ["build"]);
@@ -82,13 +72,14 @@ export async function benchDbt(
         }`,
       );
     }
-    rows.push({
-      suite: "dbt",
+    rows.push(benchRow({
       name: `dbt build, first ${first.events.toLocaleString("en-US")} events`,
-      value: full.elapsedMs / 1000,
+      ours: full.elapsedMs / 1000,
       unit: "s",
-      detail: `${full.results.length} nodes`,
-    });
+      target: "reported",
+      pass: true,
+      note: `${full.results.length} nodes`,
+    }));
 
     const more = await withConnection(t.config.postgres.url, async (c) => {
       const prices = new Map<string, string>(
@@ -114,28 +105,28 @@ export async function benchDbt(
       );
     }
     const incS = inc.elapsedMs / 1000;
-    rows.push({
-      suite: "dbt",
+    rows.push(benchRow({
       name: `dbt build, incremental +${
         more.events.toLocaleString("en-US")
       } events`,
-      value: incS,
+      ours: incS,
       unit: "s",
-      target,
-      ok: incS <= target,
-      detail: `${inc.results.length} nodes`,
-    });
+      target: `≤ ${target} s`,
+      pass: incS <= target,
+      note: `${inc.results.length} nodes`,
+    }));
     const slowest = [...inc.results].sort((a, b) =>
       b.executionTimeS - a.executionTimeS
     ).slice(0, 5);
-    rows.push({
-      suite: "dbt",
-      name: "incremental: slowest nodes",
-      value: slowest[0]?.executionTimeS ?? 0,
+    rows.push(benchRow({
+      name: "dbt incremental: slowest node",
+      ours: slowest[0]?.executionTimeS ?? 0,
       unit: "s",
-      detail: slowest.map((n) => `${n.name} ${n.executionTimeS.toFixed(1)}s`)
+      target: "reported",
+      pass: true,
+      note: slowest.map((n) => `${n.name} ${n.executionTimeS.toFixed(1)}s`)
         .join(", "),
-    });
+    }));
     return rows;
   } finally {
     await t.cleanup();
