@@ -58,11 +58,14 @@ export function duckTypeFor(c: PgColumn): string {
     case "double precision":
       return "DOUBLE";
     case "numeric":
-      // Unconstrained numeric or beyond DuckDB's 38 digits: keep it exact as text.
+      // Money in the marts is always numeric(p,s): exact DECIMAL. An
+      // unconstrained numeric is a rate, an average or a sum of counts; as
+      // text it would be useless to the DuckDB loaders (avg() of VARCHAR), so
+      // it becomes DOUBLE, exact for counts below 2^53.
       if (c.numericPrecision && c.numericPrecision <= 38) {
         return `DECIMAL(${c.numericPrecision},${c.numericScale ?? 0})`;
       }
-      return "VARCHAR";
+      return "DOUBLE";
     case "boolean":
       return "BOOLEAN";
     case "date":

@@ -14,7 +14,7 @@ Deno.test("Postgres types map to exact DuckDB types", () => {
   ) =>
     duckTypeFor({ name: "x", dataType, numericPrecision: p, numericScale: s });
   assert.equal(c("numeric", 12, 2), "DECIMAL(12,2)");
-  assert.equal(c("numeric"), "VARCHAR");
+  assert.equal(c("numeric"), "DOUBLE");
   assert.equal(c("timestamp with time zone"), "TIMESTAMPTZ");
   assert.equal(c("bigint"), "BIGINT");
   assert.equal(c("jsonb"), "VARCHAR");
