@@ -15,6 +15,7 @@ import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
 import { scheduleBatch } from "../pipeline/batch/scheduler.ts";
 import { publishSite } from "../pipeline/site/build.ts";
+import { generateDocs } from "../pipeline/dbt/toolchain.ts";
 import { migrate } from "../pipeline/postgres/migrate.ts";
 import { logger } from "../pipeline/log.ts";
 
@@ -128,6 +129,9 @@ runMain(async () => {
         if (!site.ok) {
           throw new Error(`site build failed:\n${site.output.slice(-2000)}`);
         }
+        // The site links to the dbt docs (the API serves them from the state folder).
+        const docs = await generateDocs(config);
+        if (!docs.run.ok) throw new Error("dbt docs generate failed");
       },
     });
     console.log(
