@@ -105,9 +105,22 @@ export async function createTestEnv(
       await hdfs.delete(prepared.hdfs.root, { recursive: true }).catch((e) =>
         errors.push(`hdfs: ${e}`)
       );
-      await withConnection(base.postgres.url, async (c) => {
-        await c.query(`drop database if exists "${database}" with (force)`);
-      }).catch((e) => errors.push(`postgres: ${e}`));
+      // FORCE cannot end an autovacuum worker (a superuser process) that
+      // happens to be on the database: wait a moment and try again.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await withConnection(base.postgres.url, async (c) => {
+            await c.query(`drop database if exists "${database}" with (force)`);
+          });
+          break;
+        } catch (e) {
+          if (attempt >= 5) {
+            errors.push(`postgres: ${e}`);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 1_000 * attempt));
+        }
+      }
       if (errors.length) {
         console.error(`test env ${id} cleanup: ${errors.join("; ")}`);
       }
