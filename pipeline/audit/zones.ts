@@ -42,6 +42,51 @@ export interface ZoneContents {
   deadLetterFiles: number;
 }
 
+/**
+ * Runs DuckDB queries over the raw zone's committed Parquet files, exposed as
+ * the view `raw_zone` (downloaded to a temporary folder first: DuckDB's httpfs
+ * cannot be installed here). Returns each query's rows as objects.
+ */
+export async function queryRawZone(
+  config: Config,
+  queries: Record<string, string>,
+): Promise<Record<string, Record<string, unknown>[]>> {
+  const hdfs = createWebHdfs(config, { timeoutMs: 120_000 });
+  const tmp = await Deno.makeTempDir({ prefix: "logpipe-rawzone-" });
+  try {
+    let n = 0;
+    for (const f of await hdfs.walk(config.hdfs.rawDir)) {
+      const name = parseDataFileName(f.pathSuffix);
+      if (!name || name.extension !== "parquet" || !parseRawPartition(f.path)) {
+        continue;
+      }
+      await Deno.writeFile(`${tmp}/${++n}.parquet`, await hdfs.read(f.path));
+    }
+    const db = await DuckDBInstance.create(":memory:");
+    const con = await db.connect();
+    try {
+      await con.run(
+        n
+          ? `create view raw_zone as select * from read_parquet('${tmp}/*.parquet')`
+          : "create view raw_zone as select null::varchar as event_id where false",
+      );
+      const out: Record<string, Record<string, unknown>[]> = {};
+      for (const [k, sql] of Object.entries(queries)) {
+        out[k] = (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<
+          string,
+          unknown
+        >[];
+      }
+      return out;
+    } finally {
+      con.closeSync();
+      db.closeSync();
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 /** Downloads and reads both zones (8 downloads in flight). */
 export async function readZones(config: Config): Promise<ZoneContents> {
   const hdfs = createWebHdfs(config, { timeoutMs: 120_000 });
