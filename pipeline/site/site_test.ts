@@ -13,6 +13,7 @@ import { startApi } from "../api/server.ts";
 import { buildSite } from "./build.ts";
 import { artifactPath, launchBrowser, openPage } from "./browser.ts";
 import { createTestDb } from "./testdb.ts";
+import { runTask } from "../testing.ts";
 import { insertEvents, insertPipelineState, makeEvents } from "./fixtures.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
@@ -213,6 +214,23 @@ Deno.test({
       await t.step(
         "real-time: 1,000 new events change counters and feed within 10 s, no reload",
         async () => {
+          const consumer = new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", `${loadConfig().projectRoot}/tasks/consume.ts`],
+            env: { ...db.env, LOGPIPE_LOG_LEVEL: "warn" },
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          // Ready once it has joined the group and reported in.
+          const ready = Date.now() + 60_000;
+          while (Date.now() < ready) {
+            const r = await db.pool.query(
+              `select count(*)::int as n from monitoring.components
+                where component = 'consumer' and state = 'running'
+                  and updated_at > now() - interval '10 seconds'`,
+            );
+            if (r.rows[0].n > 0) break;
+            await new Promise((r) => setTimeout(r, 500));
+          }
           const { page, close } = await openPage(browser, origin);
           try {
             await page.goto(`${origin}/realtime`, { waitUntil: "networkidle" });
@@ -224,8 +242,19 @@ Deno.test({
             await page.evaluate(
               () => ((globalThis as unknown as { marker: number }).marker = 42),
             );
-            // As the consumer would: 1,000 newer events into the feed and the counters.
-            await insertEvents(db.pool, makeEvents(1000, new Date(), 60, 6));
+            // 1,000 new events through the real pipeline: the producer sends
+            // them to Kafka, the stream consumer (started above) commits them
+            // and writes the live metrics the page polls.
+            const produced = await runTask(db, "produce.ts", [
+              "--count",
+              "1000",
+              "--rate",
+              "5000",
+              "--seed",
+              "site-live",
+              "--quiet",
+            ]);
+            assert.equal(produced.code, 0, produced.stderr);
             const t0 = Date.now();
             await page.waitForFunction(
               (b) =>
@@ -251,6 +280,8 @@ Deno.test({
             );
           } finally {
             await close();
+            consumer.kill("SIGTERM");
+            await consumer.status;
           }
         },
       );
