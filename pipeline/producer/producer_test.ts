@@ -218,12 +218,13 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       const output = child.output();
-      // Let it deliver for a while, then take the broker away briefly (the
-      // broker is shared: the whole outage, restart included, stays ≤ ~15 s).
+      // Let it deliver for a while, then take the broker away for longer
+      // than kafkajs's own request retries last (~10 s), so the outage
+      // reaches the producer's retry loop and its report, as a real one would.
       await new Promise((r) => setTimeout(r, 6_000));
       await stopService("kafka", t.config);
       const downAt = Date.now();
-      await new Promise((r) => setTimeout(r, 5_000));
+      await new Promise((r) => setTimeout(r, 15_000));
       await startService("kafka", t.config);
       await waitHealthy("kafka", t.config, 60_000);
       console.log(
