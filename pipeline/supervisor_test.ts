@@ -56,3 +56,21 @@ Deno.test("a crashing component is restarted with backoff; stop is in order", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// deno.json's produce and consume tasks launch the components exactly as
+// pipeline/runtime.ts says (which `up`, the tests and the benchmarks use).
+Deno.test("deno.json tasks and pipeline/runtime.ts launch components alike", async () => {
+  const { CONSUMER_RUNTIME, PRODUCER_RUNTIME } = await import("./runtime.ts");
+  const tasks = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ).tasks as Record<string, string>;
+  const expected = (r: typeof CONSUMER_RUNTIME, script: string) =>
+    [
+      ...Object.entries(r.env).map(([k, v]) => `${k}=${v}`),
+      "deno run -A",
+      ...r.denoArgs,
+      script,
+    ].join(" ");
+  assert.equal(tasks.produce, expected(PRODUCER_RUNTIME, "tasks/produce.ts"));
+  assert.equal(tasks.consume, expected(CONSUMER_RUNTIME, "tasks/consume.ts"));
+});

@@ -21,6 +21,7 @@ import {
 import { createPool, type Pool } from "../pipeline/clients/postgres.ts";
 import { isAlive, stopProcess } from "../pipeline/services/process.ts";
 import { publishSite } from "../pipeline/site/build.ts";
+import { CONSUMER_RUNTIME, PRODUCER_RUNTIME } from "../pipeline/runtime.ts";
 
 const USAGE = `
 usage: deno task up [options]
@@ -50,7 +51,12 @@ function componentSpecs(opts: {
 }): ComponentSpec[] {
   const specs: ComponentSpec[] = [
     { name: "api", args: ["tasks/api.ts"], stopGraceSec: 10 },
-    { name: "consumer", args: ["tasks/consume.ts"], stopGraceSec: 60 },
+    {
+      name: "consumer",
+      args: [...CONSUMER_RUNTIME.denoArgs, "tasks/consume.ts"],
+      env: CONSUMER_RUNTIME.env,
+      stopGraceSec: 60,
+    },
     {
       name: "batch",
       args: [
@@ -70,12 +76,14 @@ function componentSpecs(opts: {
     specs.push({
       name: "producer",
       args: [
+        ...PRODUCER_RUNTIME.denoArgs,
         "tasks/produce.ts",
         "--rate",
         String(opts.rate),
         "--seed",
         opts.seed,
       ],
+      env: PRODUCER_RUNTIME.env,
       stopGraceSec: 30,
     });
   }

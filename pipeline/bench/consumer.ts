@@ -22,7 +22,8 @@ import { kafkaToolCommand } from "../services/kafka.ts";
 import { createGenerator, recordBytes } from "../events/generator.ts";
 import { logger } from "../log.ts";
 import { type BenchRow, benchRow } from "./report.ts";
-import { CONSUMER_V8_FLAGS, spawnConsumer } from "../consumer/test_support.ts";
+import { spawnConsumer } from "../consumer/test_support.ts";
+import { CONSUMER_RUNTIME } from "../runtime.ts";
 
 const log = logger("bench.consumer");
 
@@ -226,7 +227,10 @@ export async function benchConsumer(
   try {
     log.info("pre-loading events", { count });
     const loaded = await preload(t, count);
-    log.info("running the consumer", { events: loaded, v8: CONSUMER_V8_FLAGS });
+    log.info("running the consumer", {
+      events: loaded,
+      runtime: CONSUMER_RUNTIME,
+    });
     const s = await runConsumer(t);
     const ours = s.recordsIn / (s.elapsedMs / 1000);
     log.info("running Kafka ConsumerPerformance");

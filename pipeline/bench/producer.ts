@@ -16,11 +16,9 @@ import { createTestEnv, type TestEnv } from "../testing.ts";
 import { kafkaToolCommand } from "../services/kafka.ts";
 import { createGenerator } from "../events/generator.ts";
 import { GZIP_LEVEL } from "../producer/sinks.ts";
-import {
-  PRODUCER_V8_FLAGS,
-  type ProduceSummary,
-} from "../producer/producer.ts";
+import { type ProduceSummary } from "../producer/producer.ts";
 import { type BenchRow, benchRow } from "./report.ts";
+import { PRODUCER_RUNTIME } from "../runtime.ts";
 
 export interface BenchProducerOptions {
   /** Events per run (default 300,000; 100,000 with quick). */
@@ -45,7 +43,7 @@ async function runProducer(
       args: [
         "run",
         "-A",
-        `--v8-flags=${PRODUCER_V8_FLAGS}`,
+        ...PRODUCER_RUNTIME.denoArgs,
         `${ROOT}tasks/produce.ts`,
         "--count",
         String(count),

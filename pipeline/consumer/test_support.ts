@@ -18,6 +18,7 @@ import { validateEvent } from "../events/schema.ts";
 import { parseDataFileName } from "./file_names.ts";
 import { decodeBase64 } from "./base64.ts";
 import { readZones, type ZoneContents } from "../audit/zones.ts";
+import { CONSUMER_RUNTIME } from "../runtime.ts";
 
 /** What was produced, to compare the zones with. */
 export interface Produced {
@@ -248,13 +249,6 @@ export async function assertExactlyOnce(
   return z;
 }
 
-/**
- * The V8 flags of `deno task consume` (deno.json), so tests run it the same
- * way (with MALLOC_ARENA_MAX=2, as the task sets it too: fewer glibc arenas
- * for DuckDB's and Deno's threads, less resident memory).
- */
-export const CONSUMER_V8_FLAGS = "--v8-flags=--max-old-space-size=192";
-
 /** Spawns `deno task consume` as a child process with the test's environment. */
 export function spawnConsumer(
   env: Record<string, string>,
@@ -266,10 +260,16 @@ export function spawnConsumer(
 ): Deno.ChildProcess {
   const root = new URL("../..", import.meta.url).pathname;
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CONSUMER_V8_FLAGS, `${root}tasks/consume.ts`, ...args],
+    args: [
+      "run",
+      "-A",
+      ...CONSUMER_RUNTIME.denoArgs,
+      `${root}tasks/consume.ts`,
+      ...args,
+    ],
     cwd: root,
     env: {
-      MALLOC_ARENA_MAX: "2",
+      ...CONSUMER_RUNTIME.env,
       ...env,
       LOGPIPE_LOG_LEVEL: env.LOGPIPE_LOG_LEVEL ?? "warn",
     },

@@ -129,13 +129,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * V8 flags the produce task runs with: a small young generation keeps the
- * peak RSS near 200 MB (default semi-spaces let garbage of in-flight batches
- * pile up to ~260 MB) at no measurable throughput cost.
- */
-export const PRODUCER_V8_FLAGS = "--max-semi-space-size=2";
-
 /** A macrotask yield, so socket callbacks run between sends. */
 const yieldToIo = () => new Promise<void>((r) => setTimeout(r, 0));
 
