@@ -104,6 +104,7 @@ export function rulesTable(rules, metrics, { onEdit, onChanged, onError }) {
       onError?.(error.message);
     }
   };
+  // deno-fmt-ignore: htl needs each row template to start with <tr> (fmt would put a newline first, and the row would fall out of the table)
   return html`
     <table class="alert-rules">
       <thead>
@@ -120,8 +121,7 @@ export function rulesTable(rules, metrics, { onEdit, onChanged, onError }) {
         </tr>
       </thead>
       <tbody>${rules.map((r) =>
-        html`
-          <tr data-rule=${r.id} class=${r.state}>
+        html`<tr data-rule=${r.id} class=${r.state}>
             <td><span class="pill state-${r.state}">${r.enabled
               ? r.state
               : "off"}</span></td>
@@ -151,8 +151,7 @@ export function rulesTable(rules, metrics, { onEdit, onChanged, onError }) {
                         }
                       },
                     )}>Delete</button></td>
-          </tr>
-        `
+          </tr>`
       )}</tbody>
     </table>
   `;

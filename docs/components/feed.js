@@ -87,6 +87,7 @@ export function inspector(event) {
     "kafka.offset",
     event.kafka_offset,
   ], ["committed_at", event.committed_at]);
+  // deno-fmt-ignore: htl needs each row template to start with <tr> (fmt would put a newline first, and the row would fall out of the table)
   return html`
     <div class="inspector">
       <h3>Event <code>${event.event_id}</code></h3>
@@ -98,12 +99,10 @@ export function inspector(event) {
           </tr>
         </thead>
         <tbody>${fields.map(([k, v]) =>
-          html`
-            <tr>
+          html`<tr>
               <td><code>${k}</code></td>
               <td>${v == null ? "null" : String(v)}</td>
-            </tr>
-          `
+            </tr>`
         )}</tbody>
       </table>
       <details>

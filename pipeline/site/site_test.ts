@@ -107,6 +107,14 @@ Deno.test({
               `requests off the origin on /${name}`,
             );
             assert.ok(await page.locator("h1").count() >= 1);
+            // Table rows built with htl must land in their table: a row
+            // template with whitespace around <tr> becomes a <span> wrapper
+            // and the whole table collapses into inline text.
+            assert.equal(
+              await page.locator("tbody > :not(tr)").count(),
+              0,
+              `/${name} has table rows outside their table`,
+            );
             if (LIVE.has(name)) {
               const drawn = await page.locator(
                 "#observablehq-main svg [aria-label]",
