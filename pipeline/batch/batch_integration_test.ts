@@ -442,3 +442,76 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Postgres stopped once the run has started, back 20 s later: the failed task retries and the run succeeds",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const hook = startWebhookReceiver();
+    const t = await createTestEnv("pg_outage", {
+      noTopic: true,
+      env: { LOGPIPE_SLACK_WEBHOOK_URL: hook.url },
+    });
+    const fx = new RawZoneFixture(
+      createWebHdfs(t.config),
+      t.config.hdfs.rawDir,
+      t.config.kafka.topic,
+    );
+    const services = await import("../services/manager.ts");
+    const { loadConfig } = await import("../config.ts");
+    const local = loadConfig();
+    try {
+      const batch = await fx.writeBatch(60_000);
+      // Retries 8 s, 16 s, 30 s apart: together longer than the outage.
+      const child = spawnBatch(t.env, [
+        "--skip",
+        "dbt,export",
+        "--retry-delay",
+        "8",
+        "--max-retry-delay",
+        "30",
+      ]);
+      const result = collect(child);
+      // As soon as the run is under way (check_services passed), take
+      // Postgres away, as a crash or a restart by an operator would.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const done = await q<{ n: number }>(
+          t.config.postgres.url,
+          `select count(*)::int as n from ops.task_runs
+            where task_id = 'check_services' and state = 'success'`,
+        ).catch(() => [{ n: 0 }]);
+        if (done[0].n > 0) break;
+        if (Date.now() > deadline) throw new Error("the run never started");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await services.stopService("postgres", local);
+      await new Promise((r) => setTimeout(r, 20_000));
+      await services.startService("postgres", local);
+      await services.waitHealthy("postgres", local, 60_000);
+
+      const r = await result;
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr.slice(-2000)}`);
+      const kinds = hook.received.map((m) => m.body.logpipe?.kind);
+      assert.ok(
+        kinds.includes("task_failure"),
+        `a task failed during the outage and was reported: ${kinds}`,
+      );
+      assert.equal(kinds.at(-1), "run_success");
+      const [c] = await q<{ n: number; d: number }>(
+        t.config.postgres.url,
+        "select count(*)::int as n, count(distinct event_id)::int as d from raw.events",
+      );
+      assert.equal(c.n, batch.events, "every event loaded");
+      assert.equal(c.d, batch.events, "and exactly once");
+    } finally {
+      // Never leave the shared Postgres down.
+      await services.startService("postgres", local).catch(() => {});
+      await services.waitHealthy("postgres", local, 60_000).catch(() => {});
+      await hook.close();
+      await t.cleanup();
+    }
+  },
+});
