@@ -92,7 +92,11 @@ export async function migrate(
         }
         result.applied.push(name);
       }
-      await grantBiRole(client, config.postgres.biUser);
+      await grantBiRole(
+        client,
+        config.postgres.biUser,
+        config.postgres.biPassword,
+      );
       return result;
     } finally {
       await client.query("select pg_advisory_unlock($1)", [LOCK_KEY]);
@@ -102,8 +106,10 @@ export async function migrate(
 
 /**
  * Grants the BI role read access to `analytics` only. The role itself is
- * created by the local bootstrap (or by the DBA in external mode); when it
- * does not exist this is a no-op.
+ * created by the local bootstrap; in external mode it is created here when a
+ * password is configured (LOGPIPE_BI_PASSWORD) and the owner role may create
+ * roles (e.g. docker-compose's Postgres), else left to the DBA: with no role
+ * this is a no-op.
  */
 async function grantBiRole(
   client: {
@@ -113,12 +119,22 @@ async function grantBiRole(
     ) => Promise<{ rowCount: number | null }>;
   },
   biUser: string,
+  biPassword?: string,
 ): Promise<void> {
   const exists = await client.query(
     "select 1 from pg_roles where rolname = $1",
     [biUser],
   );
-  if (!exists.rowCount) return;
+  if (!exists.rowCount) {
+    const mayCreate = await client.query(
+      "select 1 from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
+    );
+    if (!biPassword || !mayCreate.rowCount) return;
+    const literal = `'${biPassword.replaceAll("'", "''")}'`;
+    await client.query(
+      `create role ${ident(biUser)} login password ${literal}`,
+    );
+  }
   const bi = ident(biUser);
   await client.query(`do $$ begin
     execute format('grant connect on database %I to ${
