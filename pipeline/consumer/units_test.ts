@@ -25,7 +25,7 @@ import {
   RECENT_PER_BATCH,
 } from "./metrics.ts";
 import { backoffMs, retry, RetryAborted } from "./retry.ts";
-import type { FlatRow } from "../events/flatten.ts";
+import { type FlatRow, NO_DETAILS } from "../events/flatten.ts";
 import type { Event } from "../events/schema.ts";
 
 Deno.test("staged names encode the final path and decode back", () => {
@@ -116,29 +116,7 @@ function row(over: Partial<FlatRow>): FlatRow {
     geo_country: "EG",
     geo_city: "Cairo",
     response_time_ms: 10,
-    product_id: null,
-    quantity: null,
-    unit_price: null,
-    order_id: null,
-    amount: null,
-    payment_method: null,
-    shipping_method: null,
-    shipping_address: null,
-    delivery_estimate: null,
-    completed_at: null,
-    failed_at: null,
-    failure_reason: null,
-    items_json: null,
-    search_query: null,
-    results_count: null,
-    filter_category: null,
-    filter_price_range: null,
-    filter_brand: null,
-    searched_at: null,
-    error_code: null,
-    error_message: null,
-    error_at: null,
-    http_status: null,
+    ...NO_DETAILS,
     details_json: "{}",
     kafka_topic: "T",
     kafka_partition: 0,

@@ -9,6 +9,7 @@
  * from the real generator, producer, consumer and batch instead.
  */
 import type pg from "pg";
+import { NO_DETAILS } from "../events/flatten.ts";
 import {
   CATEGORIES as SCHEMA_CATEGORIES,
   COUNTRIES,
@@ -150,29 +151,7 @@ function uuidFrom(r: () => number): string {
 
 const BASE: Row = {
   schema_version: 1,
-  product_id: null,
-  quantity: null,
-  unit_price: null,
-  order_id: null,
-  amount: null,
-  payment_method: null,
-  shipping_method: null,
-  shipping_address: null,
-  delivery_estimate: null,
-  completed_at: null,
-  failed_at: null,
-  failure_reason: null,
-  items_json: null,
-  search_query: null,
-  results_count: null,
-  filter_category: null,
-  filter_price_range: null,
-  filter_brand: null,
-  searched_at: null,
-  error_code: null,
-  error_message: null,
-  error_at: null,
-  http_status: null,
+  ...NO_DETAILS,
   kafka_topic: "LogEvents",
   kafka_timestamp: null,
   source_file: "fixture",

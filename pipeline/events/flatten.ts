@@ -163,6 +163,36 @@ function singleLine(items: OrderItem[]): OrderItem | undefined {
 }
 
 /**
+ * The type-specific columns, all null: every flattened row starts from these
+ * and its event type fills its own (fixtures build rows the same way).
+ */
+export const NO_DETAILS = {
+  product_id: null,
+  quantity: null,
+  unit_price: null,
+  order_id: null,
+  amount: null,
+  payment_method: null,
+  shipping_method: null,
+  shipping_address: null,
+  delivery_estimate: null,
+  completed_at: null,
+  failed_at: null,
+  failure_reason: null,
+  items_json: null,
+  search_query: null,
+  results_count: null,
+  filter_category: null,
+  filter_price_range: null,
+  filter_brand: null,
+  searched_at: null,
+  error_code: null,
+  error_message: null,
+  error_at: null,
+  http_status: null,
+} as const satisfies Partial<FlatRow>;
+
+/**
  * Flattens a VALID event (from `validateEvent`) with its Kafka coordinates
  * into a row of `FLAT_COLUMNS`.
  */
@@ -180,29 +210,7 @@ export function flattenEvent(event: Event, coords: KafkaCoords): FlatRow {
     geo_country: event.geo.country,
     geo_city: event.geo.city,
     response_time_ms: event.response_time_ms,
-    product_id: null,
-    quantity: null,
-    unit_price: null,
-    order_id: null,
-    amount: null,
-    payment_method: null,
-    shipping_method: null,
-    shipping_address: null,
-    delivery_estimate: null,
-    completed_at: null,
-    failed_at: null,
-    failure_reason: null,
-    items_json: null,
-    search_query: null,
-    results_count: null,
-    filter_category: null,
-    filter_price_range: null,
-    filter_brand: null,
-    searched_at: null,
-    error_code: null,
-    error_message: null,
-    error_at: null,
-    http_status: null,
+    ...NO_DETAILS,
     details_json: JSON.stringify(event.details),
     kafka_topic: coords.topic,
     kafka_partition: coords.partition,
