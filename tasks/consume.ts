@@ -1,7 +1,7 @@
 /**
  * `deno task consume`: the stream consumer (Kafka → HDFS raw and dead-letter
  * zones exactly once, live metrics in Postgres). See
- * pipeline/consumer/stream_consumer.ts and pipeline/consumer/hdfs_commit.ts.
+ * pipeline/consumer/stream_consumer.ts and pipeline/zones/commit.ts.
  */
 import { intFlag, parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";

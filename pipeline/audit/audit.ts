@@ -17,7 +17,7 @@ import type { Config } from "../config.ts";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
 import { createPool, type Pool } from "../clients/postgres.ts";
 import { validateEvent } from "../events/schema.ts";
-import { readZones, type ZoneContents } from "./zones.ts";
+import { readZones, type ZoneContents } from "../zones/readers.ts";
 
 export interface LayerRow {
   layer: string;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
 import { fingerprintMarts } from "./fingerprint.ts";
-import { queryRawZone } from "./zones.ts";
+import { queryRawZone } from "../zones/readers.ts";
 import { withConnection } from "../clients/postgres.ts";
 
 const PRODUCE = [

@@ -31,7 +31,7 @@ import {
   type LoadResult,
 } from "./loader.ts";
 import { RunLock } from "./lock.ts";
-import { hourOverlaps, listRawFiles } from "./raw_zone.ts";
+import { hourOverlaps, listRawFiles } from "../zones/raw_listing.ts";
 import type { RetryPolicy } from "./retry.ts";
 import {
   errorText,

@@ -12,7 +12,7 @@
  *   2. rename that folder to `${exportsDir}/versions/<run>/` (one NameNode
  *      operation: the version appears complete or not at all);
  *   3. write `${exportsDir}/_LATEST._tmp_<run>` holding the version path, and
- *      rename it onto `${exportsDir}/_LATEST` with renameoptions=OVERWRITE
+ *      rename it onto `${exportsDir}/${EXPORT_POINTER}` with renameoptions=OVERWRITE
  *      (HDFS rename2: atomic replace of the pointer file).
  * Readers read `_LATEST`, then the files of that version ({@link
  * latestExportDir}); they see the old export or the new one, never a mix. The
@@ -29,6 +29,7 @@ import { to as copyTo } from "pg-copy-streams";
 import type { Pool } from "../clients/postgres.ts";
 import { type WebHdfs, WebHdfsError } from "../clients/webhdfs.ts";
 import type { Logger } from "../log.ts";
+import { EXPORT_POINTER } from "../zones/exports.ts";
 
 /** How many export versions stay in HDFS. */
 export const KEEP_VERSIONS = 3;
@@ -151,20 +152,6 @@ export async function renameOverwrite(
   }
 }
 
-/** The HDFS folder of the current export, or undefined before the first one. */
-export async function latestExportDir(
-  hdfs: WebHdfs,
-  exportsDir: string,
-): Promise<string | undefined> {
-  try {
-    const text = (await hdfs.readText(`${exportsDir}/_LATEST`)).trim();
-    return text || undefined;
-  } catch (err) {
-    if (err instanceof WebHdfsError && err.notFound) return undefined;
-    throw err;
-  }
-}
-
 /** What an export wrote. */
 export interface ExportResult {
   dir: string;
@@ -268,9 +255,9 @@ export async function exportMarts(opts: {
     if (!(await hdfs.rename(tmpDir, versionDir))) {
       throw new Error(`could not rename ${tmpDir} to ${versionDir}`);
     }
-    const pointerTmp = `${exportsDir}/_LATEST._tmp_${runId}`;
+    const pointerTmp = `${exportsDir}/${EXPORT_POINTER}._tmp_${runId}`;
     await hdfs.create(pointerTmp, versionDir + "\n", { overwrite: true });
-    await renameOverwrite(hdfs, pointerTmp, `${exportsDir}/_LATEST`);
+    await renameOverwrite(hdfs, pointerTmp, `${exportsDir}/${EXPORT_POINTER}`);
     log.info("export published", { dir: versionDir, tables: counts });
   } finally {
     conn.closeSync();
@@ -306,7 +293,7 @@ export async function pruneExports(
     for (const s of await hdfs.listOrEmpty(exportsDir)) {
       if (
         !s.pathSuffix.startsWith("_tmp_") &&
-        !s.pathSuffix.startsWith("_LATEST._tmp_")
+        !s.pathSuffix.startsWith(`${EXPORT_POINTER}._tmp_`)
       ) continue;
       if (currentRun && s.pathSuffix.endsWith(currentRun)) continue;
       // Runs never overlap (run lock), so another run's temp is a dead run's.

@@ -3,7 +3,8 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { logger } from "../log.ts";
-import { duckTypeFor, exportMarts, latestExportDir } from "./export.ts";
+import { duckTypeFor, exportMarts } from "./export.ts";
+import { latestExportDir } from "../zones/exports.ts";
 import { createTestEnv } from "../testing.ts";
 
 Deno.test("Postgres types map to exact DuckDB types", () => {

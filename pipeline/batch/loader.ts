@@ -23,7 +23,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { Pool, PoolClient } from "../clients/postgres.ts";
 import type { WebHdfs } from "../clients/webhdfs.ts";
 import type { Logger } from "../log.ts";
-import type { RawFile } from "./raw_zone.ts";
+import type { RawFile } from "../zones/raw_listing.ts";
 import { NonRetryableError } from "./retry.ts";
 import { errorText } from "./runner.ts";
 

@@ -11,7 +11,7 @@ import {
   formatDataFileName,
   rawPartitionDir,
   utcDateHour,
-} from "../consumer/file_names.ts";
+} from "../zones/names.ts";
 import { ParquetWriter } from "../consumer/parquet_writer.ts";
 import { type FlatRow, flattenEvent } from "../events/flatten.ts";
 import { createGenerator, type EventGenerator } from "../events/generator.ts";

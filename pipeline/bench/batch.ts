@@ -16,7 +16,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { logger } from "../log.ts";
 import { runDag } from "../batch/dag.ts";
 import { loadFiles } from "../batch/loader.ts";
-import { listRawFiles } from "../batch/raw_zone.ts";
+import { listRawFiles } from "../zones/raw_listing.ts";
 import { RawZoneFixture } from "../batch/raw_fixture.ts";
 import { createTestEnv } from "../testing.ts";
 import { type BenchRow, benchRow } from "./report.ts";

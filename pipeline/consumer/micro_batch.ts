@@ -9,7 +9,7 @@
  * consumer stays well under its RSS budget), and DuckDB later reads the
  * NDJSON directly to write Parquet.
  */
-import { deadLetterPartitionDir, rawPartitionDir } from "./file_names.ts";
+import { deadLetterPartitionDir, rawPartitionDir } from "../zones/names.ts";
 import { type BatchStats, newBatchStats } from "./metrics.ts";
 
 /** Size and time bounds of a micro-batch. */

@@ -5,7 +5,7 @@
  * Flow per Kafka partition: records are validated (pipeline/events/schema.ts)
  * and flattened (flatten.ts) into the partition's open MicroBatch; when it
  * reaches its size or age bound it is written (Parquet via DuckDB), committed
- * to HDFS by the protocol of hdfs_commit.ts, and only then is the Kafka offset
+ * to HDFS by the protocol of ../zones/commit.ts, and only then is the Kafka offset
  * committed. Positions come from HDFS on every assignment, so a crash at any
  * moment loses nothing and duplicates nothing.
  *
@@ -37,15 +37,15 @@ import { createPool, type Pool } from "../clients/postgres.ts";
 import { type Logger, logger } from "../log.ts";
 import { validateEvent } from "../events/schema.ts";
 import { flattenEvent } from "../events/flatten.ts";
-import { formatDataFileName } from "./file_names.ts";
+import { formatDataFileName } from "../zones/names.ts";
 import {
   type BatchFile,
   type CommitPhase,
   HdfsCommitter,
-} from "./hdfs_commit.ts";
+} from "../zones/commit.ts";
 import { type BatchLimits, DEFAULT_LIMITS, MicroBatch } from "./micro_batch.ts";
 import { ParquetWriter } from "./parquet_writer.ts";
-import { deadLetterRecord } from "./dead_letter.ts";
+import { deadLetterRecord } from "../zones/dead_letter.ts";
 import {
   addDeadLetterStats,
   addEventStats,

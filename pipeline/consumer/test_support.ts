@@ -15,9 +15,9 @@ import {
   recordBytes,
 } from "../events/generator.ts";
 import { validateEvent } from "../events/schema.ts";
-import { parseDataFileName } from "./file_names.ts";
-import { decodeBase64 } from "./base64.ts";
-import { readZones, type ZoneContents } from "../audit/zones.ts";
+import { parseDataFileName } from "../zones/names.ts";
+import { decodeBase64 } from "../zones/base64.ts";
+import { readZones, type ZoneContents } from "../zones/readers.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
 
 /** What was produced, to compare the zones with. */
@@ -121,8 +121,8 @@ export async function produceGenerated(
 }
 
 // Reading the zones back is the audit's job too: one reader serves both.
-export { readZones } from "../audit/zones.ts";
-export type { RawZoneRow as RawRow, ZoneContents } from "../audit/zones.ts";
+export { readZones } from "../zones/readers.ts";
+export type { RawZoneRow as RawRow, ZoneContents } from "../zones/readers.ts";
 
 /**
  * Asserts exactly-once: every produced valid event_id once in the raw zone

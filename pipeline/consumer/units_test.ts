@@ -10,9 +10,9 @@ import {
   decodeStagedName,
   encodeStagedName,
   parseBatchFolderName,
-} from "./hdfs_commit.ts";
-import { deadLetterRecord } from "./dead_letter.ts";
-import { decodeBase64 } from "./base64.ts";
+} from "../zones/commit.ts";
+import { deadLetterRecord } from "../zones/dead_letter.ts";
+import { decodeBase64 } from "../zones/base64.ts";
 import { MicroBatch } from "./micro_batch.ts";
 import {
   addDeadLetterStats,

@@ -10,7 +10,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import type { Config } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import { latestExportDir } from "../batch/export.ts";
+import { latestExportDir } from "../zones/exports.ts";
 
 /** What every loader prints. */
 export interface LoaderEnvelope {

@@ -7,7 +7,7 @@ import {
   parseRawPartition,
   rawPartitionDir,
   utcDateHour,
-} from "./file_names.ts";
+} from "./names.ts";
 
 Deno.test("formatDataFileName pads offsets to 20 digits and round-trips", () => {
   const f = {

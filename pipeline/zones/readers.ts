@@ -8,11 +8,8 @@
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { Config } from "../config.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import {
-  parseDataFileName,
-  parseRawPartition,
-} from "../consumer/file_names.ts";
-import type { DeadLetterRecord } from "../consumer/dead_letter.ts";
+import { parseDataFileName, parseRawPartition } from "./names.ts";
+import type { DeadLetterRecord } from "./dead_letter.ts";
 
 /** A row of the raw zone as read back. */
 export interface RawZoneRow {

@@ -9,7 +9,7 @@ import {
   type DataFileName,
   parseDataFileName,
   parseRawPartition,
-} from "../consumer/file_names.ts";
+} from "./names.ts";
 
 /** One committed raw-zone file. */
 export interface RawFile {

@@ -4,7 +4,7 @@
  * One micro-batch is the records of ONE Kafka partition at offsets
  * [F, L]. It becomes several files: one Parquet file per event hour in the
  * raw zone and one NDJSON file per day in the dead-letter zone, each named
- * with its own first/last offset (see file_names.ts). A batch must become
+ * with its own first/last offset (see names.ts). A batch must become
  * visible all or nothing, and a crash (kill -9) at any instant must leave a
  * state from which restart produces every record exactly once.
  *
@@ -55,7 +55,7 @@
  */
 import type { WebHdfs } from "../clients/webhdfs.ts";
 import { WebHdfsError } from "../clients/webhdfs.ts";
-import { padOffset, parseDataFileName } from "./file_names.ts";
+import { padOffset, parseDataFileName } from "./names.ts";
 
 /** The two zones a batch writes into. */
 export type Zone = "raw" | "dead_letter";

@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { createTestEnv } from "../testing.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import { formatDataFileName } from "./file_names.ts";
-import { type CommitBatch, HdfsCommitter } from "./hdfs_commit.ts";
+import { formatDataFileName } from "./names.ts";
+import { type CommitBatch, HdfsCommitter } from "./commit.ts";
 
 const enc = new TextEncoder();
 
