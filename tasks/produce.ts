@@ -37,6 +37,9 @@ Options:
   --bad-rate P         share 0..1 of injected bad records, every kind in turn
                        (invalid UTF-8/JSON, missing fields, wrong types, 2 MB
                        payload, year 3000, HTML/SQL text, ...; default 0)
+  --event-rate R       events per second of EVENT time (default: --rate,
+                       else 1,000); e.g. --count 60000 --event-rate 0.1
+                       spreads 60,000 events over a week of event time
   --daily-rhythm       vary the event-time rate by hour of day
   --out FILE|-         write NDJSON to FILE or stdout instead of Kafka
   --batch-size N       most records per Kafka request (default 5000)
@@ -80,6 +83,7 @@ if (import.meta.main) {
       "start-time": { type: "string" },
       "bad-rate": { type: "string" },
       "daily-rhythm": { type: "boolean" },
+      "event-rate": { type: "string" },
       out: { type: "string" },
       "batch-size": { type: "string" },
       "delivery-timeout": { type: "string" },
@@ -98,13 +102,17 @@ if (import.meta.main) {
       rate = 100; // an endless stream: a steady demo rate, not a flood
     }
     const badRate = numberFlag("bad-rate", values["bad-rate"], 0, 0, 1);
-    // Without --rate the event clock runs at 1000 events/s, faster than the
-    // wall clock; a --count run then defaults to a backfill that ENDS now, so
-    // no event lies in the future.
-    const EVENT_RATE = 1000;
+    // Without --rate the event clock runs at 1000 events/s (or --event-rate),
+    // faster than the wall clock; a --count run then defaults to a backfill
+    // that ENDS now, so no event lies in the future.
+    const eventRateFlag = values["event-rate"] === undefined
+      ? undefined
+      : numberFlag("event-rate", values["event-rate"], 0, 0.0001, 10_000_000);
+    const eventRate = eventRateFlag ?? rate ?? 1000;
     const startTime = timeFlag("start-time", values["start-time"])?.getTime() ??
-      (rate === undefined && count !== undefined
-        ? Date.now() - Math.ceil((count / EVENT_RATE) * 1000)
+      ((rate === undefined || eventRateFlag !== undefined) &&
+          count !== undefined
+        ? Date.now() - Math.ceil((count / eventRate) * 1000)
         : Date.now());
     const seed = values.seed ??
       crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
@@ -162,7 +170,7 @@ if (import.meta.main) {
       startTime,
       count,
       rate,
-      eventRate: EVENT_RATE,
+      eventRate,
       durationMs,
       badRate,
       dailyRhythm: values["daily-rhythm"] ?? false,

@@ -46,7 +46,7 @@ export interface ProduceOptions {
   rate?: number;
   /** Stop after this long (ms of wall clock). */
   durationMs?: number;
-  /** Event-time rate of the generator when `rate` is absent (default 1000/s). */
+  /** Events per second of event time (default: `rate`, else 1000/s). */
   eventRate?: number;
   badRate?: number;
   dailyRhythm?: boolean;
@@ -140,7 +140,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const genOpts = {
     seed: opts.seed,
     startTime: opts.startTime,
-    rate: rate ?? opts.eventRate ?? 1000,
+    rate: opts.eventRate ?? rate ?? 1000,
     badRate: opts.badRate ?? 0,
     dailyRhythm: opts.dailyRhythm ?? false,
   };

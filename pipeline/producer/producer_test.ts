@@ -251,3 +251,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test("produce --event-rate spreads events over event time (a compressed week)", async () => {
+  const root = new URL("../..", import.meta.url).pathname;
+  const out = await Deno.makeTempFile({ suffix: ".ndjson" });
+  try {
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}tasks/produce.ts`,
+        "--count",
+        "2000",
+        "--event-rate",
+        "0.01",
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--seed",
+        "week",
+        "--out",
+        out,
+        "--quiet",
+      ],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    const ts = (await Deno.readTextFile(out)).split("\n").filter(Boolean)
+      .map((l) => Date.parse(JSON.parse(l).event_ts));
+    assert.equal(ts.length, 2000);
+    const spanDays = (Math.max(...ts) - Math.min(...ts)) / 86_400_000;
+    // 2,000 events at 0.01/s of event time = 200,000 s ≈ 2.3 days.
+    assert.ok(spanDays > 2 && spanDays < 2.7, `span ${spanDays} days`);
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${root}tasks/produce.ts`, "--event-rate", "-1"],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(bad.code, 2);
+    assert.match(new TextDecoder().decode(bad.stderr), /--event-rate/);
+  } finally {
+    await Deno.remove(out);
+  }
+});
