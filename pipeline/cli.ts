@@ -4,7 +4,7 @@
  * one-line errors with exit code 2, and `--help`.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ConfigError } from "./config.ts";
+import { ConfigError, redactSecrets, setting } from "./config.ts";
 
 /** A bad flag, value or sub-command: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -130,10 +130,14 @@ export async function runMain(
     }
     // Expected failures (a service down, a run failed) read best as their
     // message; the stack is there with LOGPIPE_LOG_LEVEL=debug.
-    const debug = Deno.env.get("LOGPIPE_LOG_LEVEL") === "debug";
+    const debug = setting("LOGPIPE_LOG_LEVEL") === "debug";
     console.error(
       `error: ${
-        err instanceof Error ? (debug ? err.stack : err.message) : String(err)
+        redactSecrets(
+          err instanceof Error
+            ? (debug ? err.stack ?? err.message : err.message)
+            : String(err),
+        )
       }`,
     );
     Deno.exit(1);

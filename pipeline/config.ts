@@ -74,6 +74,21 @@ export interface NotifyConfig {
 
 export type Ports = { [K in keyof typeof DEFAULT_PORTS]: number };
 
+export interface ApiConfig {
+  host: string;
+  port: number;
+  /** Bearer token for rule-changing calls (at least MIN_API_TOKEN_LENGTH characters). */
+  token: string | undefined;
+  /**
+   * Extra `Host` header values the API answers (lower-case `name` or
+   * `name:port`), beyond 127.0.0.1, localhost and [::1] on its own port.
+   */
+  allowedHosts: string[];
+}
+
+/** Shortest LOGPIPE_API_TOKEN accepted: a guessable token guards nothing. */
+export const MIN_API_TOKEN_LENGTH = 32;
+
 export interface Config {
   /** Ports of the local services: DEFAULT_PORTS + LOGPIPE_PORT_OFFSET. */
   ports: Ports;
@@ -84,7 +99,7 @@ export interface Config {
   kafka: KafkaConfig;
   hdfs: HdfsConfig;
   postgres: PostgresConfig;
-  api: { host: string; port: number; token: string | undefined };
+  api: ApiConfig;
   batch: { cron: string };
   notify: NotifyConfig;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -113,7 +128,9 @@ export const VARIABLES: Record<string, string> = {
   LOGPIPE_API_HOST: "API bind address (default 127.0.0.1)",
   LOGPIPE_API_PORT: "API port (default 8787)",
   LOGPIPE_API_TOKEN:
-    "token required by rule-changing API calls; mandatory when the API binds beyond 127.0.0.1",
+    "token (at least 32 characters) required by rule-changing API calls; mandatory when the API binds beyond 127.0.0.1",
+  LOGPIPE_API_ALLOWED_HOSTS:
+    "comma-separated extra Host names (name or name:port) the API answers, e.g. a reverse proxy's public name; default only 127.0.0.1, localhost and [::1]",
   LOGPIPE_BATCH_CRON:
     "batch schedule, UTC cron expression (default */10 * * * *)",
   LOGPIPE_SLACK_WEBHOOK_URL:
@@ -161,6 +178,59 @@ function readDotEnv(root: string): Record<string, string> {
   }
 }
 
+let dotEnvCache: Record<string, string> | undefined;
+
+/**
+ * One `LOGPIPE_*` variable from the process environment, else from `.env`
+ * (the same precedence as loadConfig). For what must be known before or
+ * without a whole Config: the log level when a module loads, test knobs.
+ * Every other module reads configuration through here or loadConfig, never
+ * `Deno.env` directly, so a value set in `.env` is never silently ignored.
+ */
+export function setting(name: `LOGPIPE_${string}`): string | undefined {
+  const fromEnv = Deno.env.get(name);
+  if (fromEnv !== undefined && fromEnv.trim() !== "") return fromEnv.trim();
+  dotEnvCache ??= readDotEnv(PROJECT_ROOT);
+  const fromFile = dotEnvCache[name];
+  return fromFile === undefined || fromFile.trim() === ""
+    ? undefined
+    : fromFile.trim();
+}
+
+/**
+ * Hides credentials in free text (log lines, error messages): the userinfo
+ * of any `scheme://user:password@host` becomes `scheme://***@host`.
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(
+    /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@'"]+@/gi,
+    "$1***@",
+  );
+}
+
+/**
+ * A URL setting as it may be shown in a message: no password, and for
+ * http(s) URLs no path or query either (webhook URLs carry their secret
+ * there). Of an unparseable value only the scheme is shown.
+ */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = "***";
+    if (url.protocol === "http:" || url.protocol === "https:") {
+      return url.pathname === "/" && !url.search
+        ? url.origin
+        : `${url.origin}/…`;
+    }
+    return url.toString();
+  } catch {
+    // Where a malformed value's password ends cannot be known: show only
+    // its scheme.
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(value)?.[0] ?? "";
+    return `${scheme}… (rest not shown)`;
+  }
+}
+
 function readSecretFile(path: string): string | undefined {
   try {
     return Deno.readTextFileSync(path).trim() || undefined;
@@ -198,14 +268,18 @@ function parseUrlSetting(
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL: "${value}"`);
+    throw new ConfigError(
+      `${name} is not a valid URL: "${redactUrl(value)}"`,
+    );
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(
       `${name} must use ${protocols.join(" or ")}, got "${url.protocol}"`,
     );
   }
-  if (!url.hostname) throw new ConfigError(`${name} has no host: "${value}"`);
+  if (!url.hostname) {
+    throw new ConfigError(`${name} has no host: "${redactUrl(value)}"`);
+  }
   return url;
 }
 
@@ -223,6 +297,21 @@ function parseBrokers(value: string): string[] {
     }
   }
   return brokers;
+}
+
+function parseAllowedHosts(value: string): string[] {
+  const hosts = value.split(",").map((h) => h.trim().toLowerCase()).filter(
+    Boolean,
+  );
+  for (const h of hosts) {
+    const m = /^([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/.exec(h);
+    if (!m || (m[2] !== undefined && (+m[2] < 1 || +m[2] > 65535))) {
+      throw new ConfigError(
+        `LOGPIPE_API_ALLOWED_HOSTS entry "${h}" is not a host name or host:port`,
+      );
+    }
+  }
+  return hosts;
 }
 
 function parseHdfsPath(name: string, value: string): string {
@@ -319,7 +408,7 @@ export function loadConfig(
     ]);
     if (!dbUrl.pathname || dbUrl.pathname === "/") {
       throw new ConfigError(
-        `LOGPIPE_DATABASE_URL names no database: "${dbEnv}"`,
+        `LOGPIPE_DATABASE_URL names no database: "${redactUrl(dbEnv)}"`,
       );
     }
   } else {
@@ -361,7 +450,14 @@ export function loadConfig(
       65535,
     ),
     token: get("LOGPIPE_API_TOKEN"),
+    allowedHosts: parseAllowedHosts(get("LOGPIPE_API_ALLOWED_HOSTS") ?? ""),
   };
+  if (api.token !== undefined && api.token.length < MIN_API_TOKEN_LENGTH) {
+    // The value itself is never echoed.
+    throw new ConfigError(
+      `LOGPIPE_API_TOKEN must be at least ${MIN_API_TOKEN_LENGTH} characters (it has ${api.token.length}); e.g. openssl rand -hex 32`,
+    );
+  }
 
   const cron = get("LOGPIPE_BATCH_CRON") ?? "*/10 * * * *";
   if (cron.split(/\s+/).length !== 5) {

@@ -6,6 +6,8 @@ import {
   DEFAULT_PORTS,
   loadConfig,
   parseDotEnv,
+  redactSecrets,
+  redactUrl,
   VARIABLES,
 } from "./config.ts";
 
@@ -91,6 +93,137 @@ Deno.test(".env.example documents every variable", () => {
   }
 });
 
+Deno.test("messages never show a password, webhook path or token", () => {
+  const secret = "hunter2-secret";
+  for (
+    const env of [
+      { LOGPIPE_DATABASE_URL: `postgres://u:${secret}@db.example:5432/` },
+      { LOGPIPE_DATABASE_URL: `postgres://u:${secret}@db example:5432/x` },
+      { LOGPIPE_DATABASE_URL: `mysql://u:${secret}@db.example/x` },
+      { LOGPIPE_SMTP_URL: `smtp://u:${secret}@` },
+      { LOGPIPE_SMTP_URL: `smtp//u:${secret}@mail.example:587` },
+      { LOGPIPE_SLACK_WEBHOOK_URL: `hooks.slack.com/services/T0/B0/${secret}` },
+      { LOGPIPE_SLACK_WEBHOOK_URL: `https://hooks slack.com/${secret}` },
+      { LOGPIPE_API_TOKEN: secret },
+    ]
+  ) {
+    assert.throws(
+      () => loadConfig({ ...HOME, ...env }),
+      (e: unknown) =>
+        e instanceof ConfigError && !e.message.includes(secret) &&
+        e.message.includes(Object.keys(env)[0]),
+      JSON.stringify(env),
+    );
+  }
+  assert.equal(
+    redactUrl(`https://hooks.slack.com/services/T0/B0/${secret}`),
+    "https://hooks.slack.com/…",
+  );
+  assert.equal(
+    redactUrl(`postgres://u:${secret}@db:5432/x`),
+    "postgres://u:***@db:5432/x",
+  );
+  assert.equal(
+    redactSecrets(`connect to postgres://logpipe:${secret}@h:5433/db failed`),
+    "connect to postgres://***@h:5433/db failed",
+  );
+});
+
+Deno.test("LOGPIPE_API_TOKEN needs 32 characters", () => {
+  assert.throws(
+    () => loadConfig({ ...HOME, LOGPIPE_API_TOKEN: "x".repeat(31) }),
+    (e: unknown) => e instanceof ConfigError && /at least 32/.test(e.message),
+  );
+  const token = "x".repeat(32);
+  assert.equal(
+    loadConfig({ ...HOME, LOGPIPE_API_TOKEN: token }).api.token,
+    token,
+  );
+});
+
+Deno.test("LOGPIPE_API_ALLOWED_HOSTS: names and name:port, validated", () => {
+  assert.deepEqual(loadConfig(HOME).api.allowedHosts, []);
+  assert.deepEqual(
+    loadConfig({
+      ...HOME,
+      LOGPIPE_API_ALLOWED_HOSTS:
+        " Logpipe.Example.com, 10.0.0.5:8787,[fd00::1]",
+    }).api.allowedHosts,
+    ["logpipe.example.com", "10.0.0.5:8787", "[fd00::1]"],
+  );
+  assert.throws(
+    () =>
+      loadConfig({ ...HOME, LOGPIPE_API_ALLOWED_HOSTS: "http://x.example" }),
+    (e: unknown) => e instanceof ConfigError && /not a host/.test(e.message),
+  );
+});
+
+Deno.test("config.ts is the only reader of LOGPIPE_* variables", async () => {
+  // Anything else reading Deno.env directly ignores a value set in .env.
+  // Tests may read their own knobs (LOGPIPE_TEST_*) from the environment.
+  const root = new URL("..", import.meta.url).pathname;
+  const offenders: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(`${root}${dir}`)) {
+      const rel = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(rel);
+      else if (
+        e.name.endsWith(".ts") && !e.name.endsWith("_test.ts") &&
+        rel !== "pipeline/config.ts"
+      ) {
+        const text = await Deno.readTextFile(`${root}${rel}`);
+        if (/Deno\.env\.get\(\s*["'`]LOGPIPE_/.test(text)) offenders.push(rel);
+      }
+    }
+  };
+  await walk("pipeline");
+  await walk("tasks");
+  assert.deepEqual(offenders, []);
+});
+
+Deno.test("LOGPIPE_LOG_LEVEL and LOGPIPE_BI_PASSWORD set in .env are honoured", async () => {
+  // A copy of config.ts and log.ts in a scratch project with its own .env:
+  // the real project's .env is not ours to write.
+  const dir = await Deno.makeTempDir({ prefix: "logpipe-dotenv-" });
+  try {
+    await Deno.mkdir(`${dir}/pipeline`);
+    for (const f of ["config.ts", "log.ts"]) {
+      await Deno.copyFile(new URL(f, import.meta.url), `${dir}/pipeline/${f}`);
+    }
+    await Deno.writeTextFile(
+      `${dir}/.env`,
+      "LOGPIPE_LOG_LEVEL=debug\nLOGPIPE_BI_PASSWORD=from-dotenv\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/pipeline/probe.ts`,
+      `import { logger } from "./log.ts";
+       import { loadConfig } from "./config.ts";
+       logger("probe").debug("debug line");
+       console.log(loadConfig({ ...${
+        JSON.stringify(HOME)
+      } }).postgres.biPassword);
+       console.log(loadConfig().postgres.biPassword);`,
+    );
+    const env = { ...Deno.env.toObject() };
+    delete env.LOGPIPE_LOG_LEVEL;
+    delete env.LOGPIPE_BI_PASSWORD;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", `${dir}/pipeline/probe.ts`],
+      env: { ...env, LOGPIPE_HOME: HOME.LOGPIPE_HOME },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    const stdout = new TextDecoder().decode(out.stdout).trim().split("\n");
+    assert.ok(out.success, stderr);
+    assert.match(stderr, /"level":"debug".*"msg":"debug line"/);
+    assert.equal(stdout.at(-1), "from-dotenv");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // No Docker engine runs here, so the compose file is validated statically.
 Deno.test("docker-compose.yaml matches the configuration module", () => {
   const compose = parseYaml(
@@ -132,7 +265,7 @@ Deno.test("docker-compose.yaml matches the configuration module", () => {
   const substitute = (v: string) =>
     v.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, "$1").replace(
       /\$\{[A-Z_]+:\?[^}]*\}/g,
-      "secret",
+      "a-secret-the-user-supplies-32-chars",
     );
   const env = Object.fromEntries(
     Object.entries(app.environment).map(([k, v]) => [k, substitute(String(v))]),

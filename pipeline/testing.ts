@@ -6,7 +6,7 @@
  *   const t = await createTestEnv("consumer_crash");
  *   try { ... spawn tasks with { env: t.env } ... } finally { await t.cleanup(); }
  */
-import { type Config, loadConfig } from "./config.ts";
+import { type Config, loadConfig, setting } from "./config.ts";
 import { deleteTopic, ensureTopic } from "./clients/kafka.ts";
 import { createWebHdfs } from "./clients/webhdfs.ts";
 import { withConnection } from "./clients/postgres.ts";
@@ -97,7 +97,7 @@ export async function createTestEnv(
     config,
     env,
     async cleanup() {
-      if (Deno.env.get("LOGPIPE_KEEP_TEST_DATA") === "1") return;
+      if (setting("LOGPIPE_KEEP_TEST_DATA") === "1") return;
       const errors: string[] = [];
       await deleteTopic(prepared, prepared.kafka.topic).catch((e) =>
         errors.push(`topic: ${e}`)

@@ -11,8 +11,10 @@
  *
  * Each step is skipped when a stamp file shows its inputs are unchanged.
  */
+// config.ts has no imports, so it loads before node_modules exists.
+import { setting } from "../pipeline/config.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const LOCAL = Deno.env.get("LOGPIPE_HOME") || `${ROOT}/.local`;
+const LOCAL = setting("LOGPIPE_HOME") ?? `${ROOT}/.local`;
 const args = new Set(Deno.args);
 const quiet = args.has("--quiet");
 for (const a of args) {
@@ -99,8 +101,8 @@ function have(cmd: string): boolean {
 // Prerequisites a laptop must have (the README lists them).
 // Java and Maven only matter for services we run ourselves (external mode
 // needs neither: see the app image in docker-compose.yaml).
-const localJvm = !Deno.env.get("LOGPIPE_KAFKA_BROKERS") ||
-  !Deno.env.get("LOGPIPE_WEBHDFS_URL");
+const localJvm = !setting("LOGPIPE_KAFKA_BROKERS") ||
+  !setting("LOGPIPE_WEBHDFS_URL");
 const missing = ["node", "npm", "python3", ...(localJvm ? ["java", "mvn"] : [])]
   .filter((c) => !have(c));
 if (missing.length) {
@@ -140,7 +142,7 @@ Deno.mkdirSync(LOCAL, { recursive: true });
 // fetched whenever Java is at hand; Hadoop's only when HDFS runs locally.
 const jarSets = [
   ...(have("java") && have("mvn") ? ["kafka"] : []),
-  ...(!Deno.env.get("LOGPIPE_WEBHDFS_URL") ? ["hadoop"] : []),
+  ...(!setting("LOGPIPE_WEBHDFS_URL") ? ["hadoop"] : []),
 ];
 for (const name of jarSets) {
   const pom = `${ROOT}/pipeline/services/jvm/${name}/pom.xml`;

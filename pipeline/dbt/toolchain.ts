@@ -11,7 +11,7 @@
  * The database password reaches dbt only as an environment variable
  * (`DBT_ENV_SECRET_*`, which dbt scrubs from its logs), never in a file.
  */
-import type { Config } from "../config.ts";
+import { type Config, setting } from "../config.ts";
 import { logger } from "../log.ts";
 
 const log = logger("dbt");
@@ -249,7 +249,7 @@ export async function ensureDbt(
   if (!(await ready())) {
     await withDirLock(`${paths.venvDir}.lock`, async () => {
       if (await ready()) return;
-      const python = Deno.env.get("LOGPIPE_PYTHON") ?? "python3";
+      const python = setting("LOGPIPE_PYTHON") ?? "python3";
       log.info("installing dbt into the project venv", { venv: paths.venvDir });
       if (!(await exists(`${paths.venvDir}/bin/python`))) {
         const r = await run(python, ["-m", "venv", paths.venvDir]);

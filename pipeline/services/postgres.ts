@@ -267,10 +267,9 @@ export async function bootstrapRoles(
 ): Promise<void> {
   const d = pgDirs(config);
   const owner = readOrCreateSecret(d.ownerPasswordFile);
-  const bi = readOrCreateSecret(
-    d.biPasswordFile,
-    Deno.env.get("LOGPIPE_BI_PASSWORD") || undefined,
-  );
+  // config.ts is the one reader of LOGPIPE_BI_PASSWORD (environment or
+  // .env); without it, biPassword is the file's own value or undefined.
+  const bi = readOrCreateSecret(d.biPasswordFile, config.postgres.biPassword);
   const ownerName = config.postgres.user || "logpipe";
   const biName = config.postgres.biUser;
   await superuserSql(

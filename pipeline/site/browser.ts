@@ -5,9 +5,10 @@
  * screenshotted into test-artifacts/.
  */
 import { type Browser, chromium, type Page } from "playwright-core";
+import { setting } from "../config.ts";
 
 /** Where Debian installs chromium (`apt-get install -y chromium`). */
-export const CHROMIUM = Deno.env.get("LOGPIPE_CHROMIUM") ?? "/usr/bin/chromium";
+export const CHROMIUM = setting("LOGPIPE_CHROMIUM") ?? "/usr/bin/chromium";
 
 export const CHROMIUM_ARGS = [
   "--headless",
