@@ -60,9 +60,27 @@ export interface PostgresConfig {
   port: number;
   database: string;
   user: string;
-  /** Read-only role for BI tools (sees `analytics` only). */
+  /** Read-only role for BI tools (sees the masked views of schema `bi` only). */
   biUser: string;
   biPassword: string | undefined;
+  /** `masked`: the BI role sees masked e-mails and no street addresses; `full`: both as stored. */
+  biPii: "masked" | "full";
+  /** statement_timeout of the BI role, in seconds. */
+  biStatementTimeoutS: number;
+  /** Connection limit of the BI role. */
+  biConnectionLimit: number;
+  /** Network settings of the local cluster (ignored in external mode). */
+  server: PostgresServerConfig;
+}
+
+/** Who may reach the local PostgreSQL cluster over TCP, and how. */
+export interface PostgresServerConfig {
+  /** Addresses Postgres listens on; 127.0.0.1 is always among them. */
+  listen: string[];
+  /** CIDRs admitted over TLS (`hostssl`, scram-sha-256) besides loopback. */
+  allow: string[];
+  /** TLS on (a self-signed certificate is generated on first start with TLS). */
+  tls: boolean;
 }
 
 export interface NotifyConfig {
@@ -125,6 +143,17 @@ export const VARIABLES: Record<string, string> = {
   LOGPIPE_BI_USER: "read-only BI role name (default logpipe_bi)",
   LOGPIPE_BI_PASSWORD:
     "password of the BI role (local default: generated into the local state folder)",
+  LOGPIPE_BI_PII:
+    "masked | full (default masked): masked = the BI role sees masked e-mail addresses and no street addresses",
+  LOGPIPE_BI_STATEMENT_TIMEOUT_S:
+    "statement_timeout of the BI role in seconds (default 120)",
+  LOGPIPE_BI_CONNECTION_LIMIT: "connection limit of the BI role (default 20)",
+  LOGPIPE_POSTGRES_LISTEN:
+    "comma-separated addresses the local Postgres listens on (default 127.0.0.1, always included); beyond loopback needs LOGPIPE_POSTGRES_TLS=on",
+  LOGPIPE_POSTGRES_ALLOW:
+    "comma-separated CIDRs admitted to the local Postgres over TLS only (hostssl, scram-sha-256); needs LOGPIPE_POSTGRES_TLS=on",
+  LOGPIPE_POSTGRES_TLS:
+    "on | off (default off): TLS on the local Postgres, with a self-signed certificate generated on first start",
   LOGPIPE_API_HOST: "API bind address (default 127.0.0.1)",
   LOGPIPE_API_PORT: "API port (default 8787)",
   LOGPIPE_API_TOKEN:
@@ -332,6 +361,84 @@ function parseName(name: string, value: string): string {
   return value;
 }
 
+function parseChoice<T extends string>(
+  name: string,
+  value: string,
+  choices: readonly T[],
+): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      `${name} must be ${choices.join(" or ")}, got "${value}"`,
+    );
+  }
+  return value as T;
+}
+
+const LOOPBACK_ADDRESSES = new Set(["127.0.0.1", "localhost", "::1"]);
+
+function isIpv4(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  return !!m && m.slice(1).every((o) => Number(o) <= 255);
+}
+
+function isIpv6(s: string): boolean {
+  return /^[0-9a-fA-F:]+$/.test(s) && s.includes(":") &&
+    (s.match(/::/g)?.length ?? 0) <= 1;
+}
+
+/**
+ * LOGPIPE_POSTGRES_LISTEN / _ALLOW / _TLS: who may reach the local cluster.
+ * Opening it beyond loopback is refused unless TLS is on, since the remote
+ * rules are `hostssl` only.
+ */
+export function parsePostgresServer(
+  listenEnv: string | undefined,
+  allowEnv: string | undefined,
+  tlsEnv: string | undefined,
+): PostgresServerConfig {
+  const tls = parseChoice(
+    "LOGPIPE_POSTGRES_TLS",
+    tlsEnv ?? "off",
+    [
+      "on",
+      "off",
+    ] as const,
+  ) === "on";
+  const listen = ["127.0.0.1"];
+  for (const a of (listenEnv ?? "").split(",").map((s) => s.trim())) {
+    if (!a || listen.includes(a)) continue;
+    if (!(a === "*" || a === "localhost" || isIpv4(a) || isIpv6(a))) {
+      throw new ConfigError(
+        `LOGPIPE_POSTGRES_LISTEN entry "${a}" is not an IP address, "localhost" or "*"`,
+      );
+    }
+    listen.push(a);
+  }
+  const allow: string[] = [];
+  for (const c of (allowEnv ?? "").split(",").map((s) => s.trim())) {
+    if (!c) continue;
+    const [addr, bits, extra] = c.split("/");
+    const max = isIpv4(addr) ? 32 : isIpv6(addr) ? 128 : -1;
+    if (
+      extra !== undefined || max < 0 || !/^\d{1,3}$/.test(bits ?? "") ||
+      Number(bits) > max
+    ) {
+      throw new ConfigError(
+        `LOGPIPE_POSTGRES_ALLOW entry "${c}" is not a CIDR (e.g. 172.20.0.0/16 or 192.168.1.10/32)`,
+      );
+    }
+    allow.push(c);
+  }
+  const opened = listen.some((a) => !LOOPBACK_ADDRESSES.has(a)) ||
+    allow.length > 0;
+  if (opened && !tls) {
+    throw new ConfigError(
+      "LOGPIPE_POSTGRES_LISTEN beyond loopback or LOGPIPE_POSTGRES_ALLOW needs LOGPIPE_POSTGRES_TLS=on (remote logins are TLS only)",
+    );
+  }
+  return { listen, allow, tls };
+}
+
 /**
  * Reads the configuration from `env` (default: the process environment plus
  * `.env`). Throws ConfigError with a one-line message on a malformed value.
@@ -434,6 +541,33 @@ export function loadConfig(
     ),
     biPassword: get("LOGPIPE_BI_PASSWORD") ??
       readSecretFile(`${localDir}/postgres/bi.password`),
+    biPii: parseChoice(
+      "LOGPIPE_BI_PII",
+      get("LOGPIPE_BI_PII") ?? "masked",
+      [
+        "masked",
+        "full",
+      ] as const,
+    ),
+    biStatementTimeoutS: parseIntSetting(
+      "LOGPIPE_BI_STATEMENT_TIMEOUT_S",
+      get("LOGPIPE_BI_STATEMENT_TIMEOUT_S"),
+      120,
+      1,
+      86_400,
+    ),
+    biConnectionLimit: parseIntSetting(
+      "LOGPIPE_BI_CONNECTION_LIMIT",
+      get("LOGPIPE_BI_CONNECTION_LIMIT"),
+      20,
+      1,
+      10_000,
+    ),
+    server: parsePostgresServer(
+      get("LOGPIPE_POSTGRES_LISTEN"),
+      get("LOGPIPE_POSTGRES_ALLOW"),
+      get("LOGPIPE_POSTGRES_TLS"),
+    ),
   };
 
   const apiHost = get("LOGPIPE_API_HOST") ?? LOCAL_HOST;
