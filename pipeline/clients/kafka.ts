@@ -12,17 +12,28 @@ const log = logger("kafka");
 // kafkajs 2.2.4 computes its first throttle timer from throttledUntil = -1,
 // i.e. setTimeout(-Date.now()); Node clamps that to 1 ms (what kafkajs
 // intends) and prints a TimeoutNegativeWarning on every client. Harmless and
-// noisy: drop exactly that warning, pass every other one on.
-const emitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-  const name = typeof warning === "string" ? rest[0] : warning.name;
-  if (
-    name === "TimeoutNegativeWarning" ||
-    String(warning).includes("is a negative number")
-  ) return;
-  // deno-lint-ignore no-explicit-any
-  return (emitWarning as any)(warning, ...rest);
-}) as typeof process.emitWarning;
+// noisy. The runtime emits it through the process-wide emitWarning, so the
+// filter has to be process-wide too; it is installed by the first
+// createKafka() (a process that never makes a Kafka client keeps the
+// original) and drops exactly that warning type, passing every other on.
+let timeoutWarningFiltered = false;
+
+/** Drops kafkajs' TimeoutNegativeWarning (see above). Idempotent. */
+export function filterKafkajsTimeoutWarning(): void {
+  if (timeoutWarningFiltered) return;
+  timeoutWarningFiltered = true;
+  const emitWarning = process.emitWarning.bind(process);
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const type = typeof warning === "string"
+      ? (typeof rest[0] === "string"
+        ? rest[0]
+        : (rest[0] as { type?: string } | undefined)?.type)
+      : warning.name;
+    if (type === "TimeoutNegativeWarning") return;
+    // deno-lint-ignore no-explicit-any
+    return (emitWarning as any)(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
 
 /** Maps kafkajs log entries onto our structured log (quiet by default). */
 function logCreator(level: number) {
@@ -45,6 +56,7 @@ export function createKafka(
   config: Pick<Config, "kafka">,
   opts: { clientId?: string; quiet?: boolean; retries?: number } = {},
 ): Kafka {
+  filterKafkajsTimeoutWarning();
   const level = opts.quiet ? KafkaLogLevel.NOTHING : KafkaLogLevel.WARN;
   return new Kafka({
     clientId: opts.clientId ?? config.kafka.clientId,

@@ -1,6 +1,8 @@
 // kafkajs 2.2.4 against the real local Kafka 4.x broker: the smoke test that
 // decides whether we may stay on Kafka 4 (README, "Kafka version").
 import assert from "node:assert/strict";
+import process from "node:process";
+import { loadConfig } from "../config.ts";
 import { createTestEnv } from "../testing.ts";
 import {
   createKafka,
@@ -109,5 +111,21 @@ Deno.test("admin creates a topic once and deletes it", async () => {
     assert.equal(listed, false);
   } finally {
     await t.cleanup();
+  }
+});
+
+Deno.test("createKafka drops only kafkajs' TimeoutNegativeWarning, every other warning still reaches listeners", async () => {
+  const seen: string[] = [];
+  const onWarning = (w: Error) => seen.push(w.name);
+  process.on("warning", onWarning);
+  try {
+    createKafka({ kafka: { ...loadConfig().kafka } });
+    process.emitWarning("-1 is a negative number", "TimeoutNegativeWarning");
+    process.emitWarning("something else", "DeprecationWarning");
+    process.emitWarning(new Error("an error object"));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen.sort(), ["DeprecationWarning", "Error"]);
+  } finally {
+    process.off("warning", onWarning);
   }
 });

@@ -67,28 +67,63 @@ export class GzipWorker {
   }
 }
 
-let original: (() => unknown) | undefined;
+/** What a sink asks of the process-wide GZIP codec. */
+export interface GzipSetting {
+  level: number;
+  /** Compress in a worker thread (shared by every sink that asks for one). */
+  worker: boolean;
+}
 
 /**
- * Routes kafkajs' GZIP compression through our codec for this process: at
- * `level`, in `worker` if given (else on this thread). `undefined` restores
- * kafkajs' own codec.
+ * kafkajs keeps ONE codec table per process (`CompressionCodecs`), so the
+ * GZIP codec cannot be set per producer. It is therefore reference-counted:
+ * the first sink installs it, later sinks share it (and one gzip worker,
+ * started on the first request for one), and only the last release restores
+ * kafkajs' own codec and ends the worker. A sink closing never takes the
+ * codec away from another one that is still sending.
  */
-export function useGzip(
-  setting: { level: number; worker?: GzipWorker } | undefined,
-): void {
-  const codecs = CompressionCodecs as unknown as Record<number, () => unknown>;
-  original ??= codecs[CompressionTypes.GZIP];
-  if (!setting) {
-    codecs[CompressionTypes.GZIP] = original;
-    return;
+const codecs = CompressionCodecs as unknown as Record<number, () => unknown>;
+let original: (() => unknown) | undefined;
+let holders = 0;
+let level = 6;
+let sharedWorker: GzipWorker | undefined;
+
+/** How many sinks hold the process-wide codec (for tests). */
+export function gzipCodecHolders(): number {
+  return holders;
+}
+
+/**
+ * Routes kafkajs' GZIP compression through our codec while the returned
+ * release function has not been called. Output is standard gzip;
+ * decompression stays zlib's.
+ */
+export function acquireGzip(setting: GzipSetting): () => void {
+  if (holders === 0) {
+    original = codecs[CompressionTypes.GZIP];
+    level = setting.level;
+    codecs[CompressionTypes.GZIP] = () => ({
+      compress: (encoder: { buffer: Uint8Array }) =>
+        sharedWorker
+          ? sharedWorker.gzip(encoder.buffer)
+          : gzipAsync(encoder.buffer, { level }),
+      decompress: (buffer: Buffer) => unzipAsync(buffer),
+    });
+  } else if (setting.level !== level) {
+    throw new RangeError(
+      `GZIP level ${setting.level} requested while level ${level} is in use in this process`,
+    );
   }
-  const { level, worker } = setting;
-  codecs[CompressionTypes.GZIP] = () => ({
-    compress: (encoder: { buffer: Uint8Array }) =>
-      worker
-        ? worker.gzip(encoder.buffer)
-        : gzipAsync(encoder.buffer, { level }),
-    decompress: (buffer: Buffer) => unzipAsync(buffer),
-  });
+  if (setting.worker) sharedWorker ??= new GzipWorker(level);
+  holders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--holders > 0) return;
+    codecs[CompressionTypes.GZIP] = original!;
+    original = undefined;
+    sharedWorker?.close();
+    sharedWorker = undefined;
+  };
 }

@@ -9,8 +9,10 @@
  * range fall back to the original methods. pipeline/producer/
  * kafkajs_fastpath_test.ts checks byte equality against the originals.
  *
- * Applied once per process by `installKafkajsFastPath()`; encoding only —
- * decoding (the consumer side) is untouched.
+ * Applied once per process by `installKafkajsFastPath()`, only on the kafkajs
+ * version it was checked against (FAST_PATH_KAFKAJS_VERSION); encoding only —
+ * decoding (the consumer side) is untouched. The test also checks that the
+ * patched Encoder is the one kafkajs' own record encoder uses.
  */
 import { createRequire } from "node:module";
 
@@ -49,9 +51,28 @@ export const ORIGINALS: {
   sizeOfVarLong?: (v: unknown) => number;
 } = {};
 
-/** Installs the fast varint/varlong writers into kafkajs' Encoder. Idempotent. */
-export function installKafkajsFastPath(): void {
-  if (installed) return;
+/**
+ * The kafkajs release whose Encoder these writers were checked against
+ * (byte equality in kafkajs_fastpath_test.ts). Any other version keeps its
+ * own encoder: its internals may have changed.
+ */
+export const FAST_PATH_KAFKAJS_VERSION = "2.2.4";
+
+/** The installed kafkajs version (its package.json). */
+export function kafkajsVersion(): string {
+  return (require("kafkajs/package.json") as { version: string }).version;
+}
+
+/**
+ * Installs the fast varint/varlong writers into kafkajs' Encoder, once per
+ * process, and only on the kafkajs version they were verified against.
+ * Returns whether the fast path is in use.
+ */
+export function installKafkajsFastPath(
+  version = kafkajsVersion(),
+): boolean {
+  if (installed) return true;
+  if (version !== FAST_PATH_KAFKAJS_VERSION) return false;
   installed = true;
   const Encoder = kafkajsEncoder();
   const proto = Encoder.prototype;
@@ -105,4 +126,5 @@ export function installKafkajsFastPath(): void {
     }
     return bytes;
   };
+  return true;
 }

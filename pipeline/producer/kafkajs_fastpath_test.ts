@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import {
+  FAST_PATH_KAFKAJS_VERSION,
   installKafkajsFastPath,
   kafkajsEncoder,
+  kafkajsVersion,
   ORIGINALS,
 } from "./kafkajs_fastpath.ts";
 import { Rng } from "../events/rng.ts";
+
+// Runs first: nothing is installed yet in this process.
+Deno.test("the fast path is not installed on an unverified kafkajs version", () => {
+  assert.equal(installKafkajsFastPath("2.3.0"), false);
+  assert.equal(ORIGINALS.writeUVarInt, undefined, "Encoder left untouched");
+  assert.equal(kafkajsVersion(), FAST_PATH_KAFKAJS_VERSION);
+});
 
 Deno.test("fast varint/varlong writers are byte-identical to kafkajs' originals", () => {
   installKafkajsFastPath();
@@ -62,4 +72,33 @@ Deno.test("fast varint/varlong writers are byte-identical to kafkajs' originals"
     );
     assert.equal(Encoder.sizeOfVarLong(v), f2.buffer.length);
   }
+});
+
+Deno.test("the patched Encoder is the one kafkajs' own record encoder uses", () => {
+  assert.equal(installKafkajsFastPath(), true);
+  // Resolve the way kafkajs itself does: from its main module's folder.
+  const fromKafkajs = createRequire(
+    createRequire(import.meta.url).resolve("kafkajs"),
+  );
+  const Encoder = kafkajsEncoder();
+  assert.equal(fromKafkajs("./src/protocol/encoder.js"), Encoder);
+  const fast = Encoder.prototype.writeUVarInt;
+  assert.notEqual(fast, ORIGINALS.writeUVarInt);
+  let calls = 0;
+  Encoder.prototype.writeUVarInt = function (this: unknown, v: number) {
+    calls++;
+    return fast.call(this as never, v);
+  };
+  try {
+    const encodeRecord = fromKafkajs(
+      "./src/protocol/recordBatch/record/v0/index.js",
+    ) as (r: { key: Uint8Array; value: Uint8Array }) => unknown;
+    encodeRecord({
+      key: new TextEncoder().encode("k"),
+      value: new TextEncoder().encode("v"),
+    });
+  } finally {
+    Encoder.prototype.writeUVarInt = fast;
+  }
+  assert.ok(calls > 0, "kafkajs' record encoder wrote through the fast path");
 });

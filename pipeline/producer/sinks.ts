@@ -17,7 +17,7 @@ import { SCHEMA_VERSION } from "../events/schema.ts";
 import type { RecordBatch } from "./source.ts";
 import { KeyPartitioner, partitionForKey } from "./partitioner.ts";
 import { installKafkajsFastPath } from "./kafkajs_fastpath.ts";
-import { GzipWorker, useGzip } from "./gzip_codec.ts";
+import { acquireGzip } from "./gzip_codec.ts";
 
 const log = logger("producer");
 
@@ -115,13 +115,17 @@ export class KafkaSink implements Sink {
   #partitions = 0;
   #opts: KafkaSinkOptions;
   #connected = false;
-  #gzip: GzipWorker | undefined;
+  #releaseGzip: () => void;
   retries = 0;
 
   constructor(config: Pick<Config, "kafka">, opts: KafkaSinkOptions) {
-    installKafkajsFastPath();
-    this.#gzip = opts.gzipWorker ? new GzipWorker(GZIP_LEVEL) : undefined;
-    useGzip({ level: GZIP_LEVEL, worker: this.#gzip });
+    if (!installKafkajsFastPath()) {
+      log.info("kafkajs fast path not installed (unverified kafkajs version)");
+    }
+    this.#releaseGzip = acquireGzip({
+      level: GZIP_LEVEL,
+      worker: opts.gzipWorker ?? false,
+    });
     this.#kafka = createKafka(config, { clientId: "logpipe-producer" });
     this.#topic = config.kafka.topic;
     this.#opts = opts;
@@ -248,8 +252,7 @@ export class KafkaSink implements Sink {
         );
       }
     }
-    useGzip(undefined);
-    this.#gzip?.close();
+    this.#releaseGzip();
   }
 }
 
