@@ -2,6 +2,18 @@
 import * as Inputs from "@observablehq/inputs";
 import { html } from "htl";
 
+/**
+ * A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
+ * tab or carriage return first) gets a leading `'`, so an event's search
+ * text cannot become `=HYPERLINK(...)` in the user's Excel (OWASP "CSV
+ * injection"). Plain numbers, negative ones included, stay numbers.
+ */
+export function neutraliseFormula(s) {
+  if (!/^[=+\-@\t\r]/.test(s)) return s;
+  if (/^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(s)) return s;
+  return `'${s}`;
+}
+
 /** RFC 4180 CSV of `rows` restricted to `columns` (header = column names). */
 export function toCsv(rows, columns) {
   const cell = (v) => {
@@ -10,7 +22,7 @@ export function toCsv(rows, columns) {
       ? v.toISOString()
       : typeof v === "object"
       ? JSON.stringify(v)
-      : String(v);
+      : neutraliseFormula(String(v));
     return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   };
   return [
