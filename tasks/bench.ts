@@ -9,9 +9,16 @@ import { parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { type BenchRow, formatBenchTable } from "../pipeline/bench/report.ts";
 import { requireServices } from "../pipeline/testing.ts";
+import {
+  SOAK_FLAGS,
+  SOAK_USAGE,
+  soakMain,
+  soakRequested,
+} from "../pipeline/bench/soak.ts";
 
 const USAGE = `
 usage: deno task bench [--only NAMES] [--quick] [--json FILE]
+       deno task bench --soak [soak options] [--json FILE]
 
   Runs the benchmark suite against the real local services (started with
   \`deno task services up\`; each benchmark uses its own topic, HDFS root and
@@ -20,6 +27,7 @@ usage: deno task bench [--only NAMES] [--quick] [--json FILE]
   --only NAMES   comma-separated subset of: ${"${names}"}
   --quick        smaller inputs (a smoke run; figures are less stable)
   --json FILE    also write the rows as JSON to FILE
+${SOAK_USAGE}
 `;
 
 type Suite = (
@@ -70,6 +78,7 @@ await runMain(async () => {
     only: { type: "string" },
     quick: { type: "boolean" },
     json: { type: "string" },
+    ...SOAK_FLAGS,
   }, USAGE.replace("${names}", names.join(", ")));
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean) ??
     names;
@@ -81,6 +90,8 @@ await runMain(async () => {
     }
   }
   if (values.json === "") throw new UsageError("--json needs a file name");
+  // The soak starts a private instance of its own: no shared services needed.
+  if (soakRequested(values)) return await soakMain(values, values.json);
 
   const config = loadConfig();
   await requireServices(config);
