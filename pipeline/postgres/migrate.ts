@@ -5,11 +5,20 @@
  * race. Every file is written to be idempotent (`if not exists`), so a file
  * whose checksum changed is simply applied again.
  *
- * Then the read-only BI role gets exactly: CONNECT, USAGE on `analytics`,
- * SELECT on its tables (now and future ones). Nothing else.
+ * Then the database's privileges and the read-only BI role: PUBLIC loses
+ * CONNECT and TEMP on the database (when the owner role owns it), the BI role
+ * is created or re-keyed with its limits when the owner role may manage roles
+ * (pipeline/postgres/bi_role.ts), and it gets exactly CONNECT, USAGE on the
+ * masked schema `bi` and SELECT on its views (now and future ones). Nothing
+ * in `analytics`, `raw`, `monitoring`, `ops` or `public`. The masking policy
+ * (ops.bi_policy) follows LOGPIPE_BI_PII.
  */
 import type { Config } from "../config.ts";
 import { withConnection } from "../clients/postgres.ts";
+import { logger } from "../log.ts";
+import { BI_ROLE_SQL, BI_ROLE_STATE_SQL, biRoleSettings } from "./bi_role.ts";
+
+const log = logger("migrate");
 
 const MIGRATIONS_DIR = new URL("../migrations/", import.meta.url);
 const LOCK_KEY = 7_300_001; // arbitrary, logpipe-wide advisory lock id
@@ -41,10 +50,6 @@ export function migrationFiles(): { name: string; sql: string }[] {
     name,
     sql: Deno.readTextFileSync(new URL(name, MIGRATIONS_DIR)),
   }));
-}
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** Applies pending migrations and the BI grants to `url` (default: config). */
@@ -92,11 +97,7 @@ export async function migrate(
         }
         result.applied.push(name);
       }
-      await grantBiRole(
-        client,
-        config.postgres.biUser,
-        config.postgres.biPassword,
-      );
+      await applyBiRole(client, config.postgres);
       return result;
     } finally {
       await client.query("select pg_advisory_unlock($1)", [LOCK_KEY]);
@@ -105,49 +106,101 @@ export async function migrate(
 }
 
 /**
- * Grants the BI role read access to `analytics` only. The role itself is
- * created by the local bootstrap; in external mode it is created here when a
- * password is configured (LOGPIPE_BI_PASSWORD) and the owner role may create
- * roles (e.g. docker-compose's Postgres), else left to the DBA: with no role
- * this is a no-op.
+ * Database privileges and grants, quoted on the server (names come from the
+ * session settings of biRoleSettings()). PUBLIC's CONNECT and TEMP are
+ * revoked only when the current role owns the database (or is superuser),
+ * after granting them to itself, so it never locks itself out; on a managed
+ * database owned by someone else that is the DBA's call.
  */
-async function grantBiRole(
-  client: {
-    query: (
-      sql: string,
-      params?: unknown[],
-    ) => Promise<{ rowCount: number | null }>;
-  },
-  biUser: string,
-  biPassword?: string,
+const BI_GRANTS_SQL = `
+do $grants$
+declare
+  bi_name text := current_setting('logpipe.bi_name');
+  s text;
+begin
+  if exists (
+    select 1 from pg_database d, pg_roles r
+    where d.datname = current_database() and r.rolname = current_user
+      and (d.datdba = r.oid or r.rolsuper)
+  ) then
+    execute format('grant connect, temporary on database %I to %I',
+      current_database(), current_user);
+    execute format('revoke connect, temporary on database %I from public',
+      current_database());
+    execute 'revoke create on schema public from public';
+  end if;
+  if not exists (select 1 from pg_roles where rolname = bi_name) then
+    return;
+  end if;
+  execute format('grant connect on database %I to %I', current_database(), bi_name);
+  execute format('grant usage on schema bi to %I', bi_name);
+  execute format('grant select on all tables in schema bi to %I', bi_name);
+  -- The views dbt creates later (as this role) become readable too.
+  execute format('alter default privileges in schema bi grant select on tables to %I', bi_name);
+  -- Earlier versions granted analytics itself; the masked views replace that.
+  execute format('alter default privileges in schema analytics revoke select on tables from %I', bi_name);
+  execute format('revoke all on all tables in schema analytics from %I', bi_name);
+  foreach s in array array['analytics', 'raw', 'monitoring', 'ops', 'public'] loop
+    execute format('revoke all on schema %I from %I', s, bi_name);
+  end loop;
+end
+$grants$`;
+
+type Queryable = {
+  query: (
+    sql: string,
+    params?: unknown[],
+  ) => Promise<{ rowCount: number | null; rows: Record<string, unknown>[] }>;
+};
+
+/**
+ * The BI role and its grants. The role itself (creation, password, limits) is
+ * managed here when the owner role may (superuser or CREATEROLE, e.g.
+ * docker-compose's); locally the bootstrap does it as the superuser; on a
+ * managed database without CREATEROLE it is the DBA's, and a role missing its
+ * limits is reported.
+ */
+async function applyBiRole(
+  client: Queryable,
+  postgres: Config["postgres"],
 ): Promise<void> {
-  const exists = await client.query(
-    "select 1 from pg_roles where rolname = $1",
-    [biUser],
-  );
-  if (!exists.rowCount) {
-    const mayCreate = await client.query(
+  const settings = biRoleSettings(postgres);
+  for (const [key, value] of Object.entries(settings)) {
+    await client.query("select set_config($1, $2, false)", [key, value]);
+  }
+  try {
+    const me = await client.query(
       "select 1 from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
     );
-    if (!biPassword || !mayCreate.rowCount) return;
-    const literal = `'${biPassword.replaceAll("'", "''")}'`;
-    await client.query(
-      `create role ${ident(biUser)} login password ${literal}`,
-    );
+    if (me.rowCount) await client.query(BI_ROLE_SQL);
+  } finally {
+    // The password stays in this session no longer than needed.
+    await client.query("select set_config('logpipe.bi_password', '', false)");
   }
-  const bi = ident(biUser);
-  await client.query(`do $$ begin
-    execute format('grant connect on database %I to ${
-    bi.replaceAll("'", "''")
-  }', current_database());
-  end $$`);
-  await client.query(`grant usage on schema analytics to ${bi}`);
-  await client.query(`grant select on all tables in schema analytics to ${bi}`);
-  // Tables dbt creates later (as the owner role) become readable too.
+  await client.query(BI_GRANTS_SQL);
   await client.query(
-    `alter default privileges in schema analytics grant select on tables to ${bi}`,
+    `insert into ops.bi_policy (singleton, pii) values (true, $1)
+     on conflict (singleton) do update set pii = excluded.pii, updated_at = now()
+     where ops.bi_policy.pii <> excluded.pii`,
+    [postgres.biPii],
   );
-  for (const schema of ["raw", "monitoring", "ops", "public"]) {
-    await client.query(`revoke all on schema ${schema} from ${bi}`);
+  const state = await client.query(BI_ROLE_STATE_SQL, [postgres.biUser]);
+  if (!state.rowCount) {
+    log.warn(
+      "the BI role does not exist: set LOGPIPE_BI_PASSWORD (with an owner role that may create roles) or have the DBA create it",
+      { role: postgres.biUser },
+    );
+    return;
+  }
+  const setconfig = state.rows[0].setconfig as string[];
+  const missing = [
+    `statement_timeout=${settings["logpipe.bi_statement_timeout"]}`,
+    "default_transaction_read_only=on",
+  ].filter((want) => !setconfig.includes(want));
+  if (missing.length) {
+    log.warn(
+      "the BI role lacks its limits and this role may not set them; ask the DBA to run ALTER ROLE ... SET for each",
+      { role: postgres.biUser, missing },
+    );
   }
 }

@@ -88,6 +88,8 @@ select
     l.line_amount                                              as amount,
     o.payment_method,
     o.shipping_method,
+    -- personal data: the BI role sees it only with LOGPIPE_BI_PII=full (macros/bi_view.sql)
+    o.shipping_address,
     o.status,
     o.status_at,
     o.failure_reason,
