@@ -8,11 +8,15 @@
  * - need `Authorization: Bearer $LOGPIPE_API_TOKEN` whenever a token is
  *   configured (and startApi refuses to bind beyond loopback without one);
  * - accept only `content-type: application/json` and, when the browser sends
- *   an Origin, only the API's own, so a web page elsewhere cannot change
- *   rules through a user's browser (no CORS preflight is ever answered);
+ *   an Origin, only one on the API's Host allow-list (its loopback names and
+ *   LOGPIPE_API_ALLOWED_HOSTS), so a web page elsewhere cannot change rules
+ *   through a user's browser (no CORS preflight is ever answered; the
+ *   server already refused any request whose Host is not on that list);
+ * - read the body with a byte cap (413 as soon as it is exceeded);
  * - answer 400 with `field "<name>": <reason>` on an invalid rule.
  */
 import type { Config } from "../config.ts";
+import { originAllowed, readTextCapped } from "../api/guard.ts";
 import { ApiError, int } from "../api/params.ts";
 import type { Route, RouteContext } from "../api/routes.ts";
 import {
@@ -50,12 +54,12 @@ async function sameSecret(a: string, b: string): Promise<boolean> {
  * Throws 401/403 unless the request may change rules (see module comment).
  */
 export async function authorizeWrite(
-  config: Pick<Config, "api">,
-  req: Request,
-  url: URL,
+  { config, req, isAllowedHost }:
+    & Pick<RouteContext, "req" | "isAllowedHost">
+    & { config: Pick<Config, "api"> },
 ): Promise<void> {
   const origin = req.headers.get("origin");
-  if (origin !== null && origin !== url.origin) {
+  if (origin !== null && !originAllowed(origin, isAllowedHost)) {
     throw new ApiError(
       403,
       `cross-origin rule changes are refused (Origin ${origin.slice(0, 100)})`,
@@ -86,14 +90,7 @@ async function readJson(req: Request): Promise<unknown> {
   if (!/^application\/json\b/i.test(type)) {
     throw new ApiError(415, "send the rule as content-type: application/json");
   }
-  const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > MAX_BODY_BYTES) {
-    throw new ApiError(413, `a rule must be under ${MAX_BODY_BYTES} bytes`);
-  }
-  const text = await req.text();
-  if (text.length > MAX_BODY_BYTES) {
-    throw new ApiError(413, `a rule must be under ${MAX_BODY_BYTES} bytes`);
-  }
+  const text = await readTextCapped(req, MAX_BODY_BYTES, "a rule");
   try {
     return JSON.parse(text);
   } catch {
@@ -174,8 +171,9 @@ export function alertRoutes(): Route[] {
       path: "/api/alerts/rules",
       params: {},
       summary: "create a rule (JSON body; token when configured)",
-      handler: async ({ db, config, req, url }) => {
-        await authorizeWrite(config, req, url);
+      handler: async (ctx) => {
+        const { db, req } = ctx;
+        await authorizeWrite(ctx);
         const rule = validated(await readJson(req));
         const created = await store.insertRule(db, rule, "api");
         if (!created) {
@@ -203,7 +201,7 @@ export function alertRoutes(): Route[] {
       params: {},
       summary: "replace a rule (JSON body; token when configured)",
       handler: async (ctx) => {
-        await authorizeWrite(ctx.config, ctx.req, ctx.url);
+        await authorizeWrite(ctx);
         const id = ruleId(ctx);
         const body = await readJson(ctx.req);
         if (
@@ -227,7 +225,7 @@ export function alertRoutes(): Route[] {
       params: {},
       summary: 'change some fields of a rule, e.g. {"enabled": false}',
       handler: async (ctx) => {
-        await authorizeWrite(ctx.config, ctx.req, ctx.url);
+        await authorizeWrite(ctx);
         const id = ruleId(ctx);
         const body = await readJson(ctx.req);
         if (!body || typeof body !== "object" || Array.isArray(body)) {
@@ -256,7 +254,7 @@ export function alertRoutes(): Route[] {
       params: {},
       summary: "delete a rule (its history stays)",
       handler: async (ctx) => {
-        await authorizeWrite(ctx.config, ctx.req, ctx.url);
+        await authorizeWrite(ctx);
         const id = ruleId(ctx);
         if (!(await store.deleteRule(ctx.db, id))) {
           throw new ApiError(404, `no alert rule "${id}"`);

@@ -33,6 +33,8 @@ export interface RouteContext {
   /** Validated query parameters. */
   params: Record<string, unknown>;
   services: () => Promise<ServiceCheck[]>;
+  /** The Host allow-list (rule-changing calls check Origin against it). */
+  isAllowedHost: (host: string) => boolean;
 }
 
 /** One endpoint. `write` routes must check the API token themselves. */
@@ -43,6 +45,12 @@ export interface Route {
   params: Record<string, ParamSpec<unknown>>;
   /** One line for the endpoint index (`GET /api`). */
   summary: string;
+  /**
+   * GET results may be reused for a moment (longer for longer `window`s;
+   * see cacheTtlMs in server.ts). For the heavy aggregates the live pages
+   * poll; cheap or write-sensitive endpoints leave it unset.
+   */
+  cacheable?: boolean;
   handler: (ctx: RouteContext) => Promise<unknown>;
 }
 
@@ -70,6 +78,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/overview",
+    cacheable: true,
     params: {},
     summary: "today's KPIs (UTC) and the freshness of each layer",
     handler: ({ db }) => q.overview(db),
@@ -77,6 +86,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/stats",
+    cacheable: true,
     params: EVENT_FILTER_PARAMS,
     summary:
       "event totals, error rate, revenue, breakdowns by type/country/device and a per-step series",
@@ -85,6 +95,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/recent",
+    cacheable: true,
     params: {
       ...EVENT_FILTER_PARAMS,
       limit: int(1, 500, 50),
@@ -104,6 +115,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/cities",
+    cacheable: true,
     params: EVENT_FILTER_PARAMS,
     summary: "events per country and city among the last 1,000 events",
     handler: async ({ db, params }) => ({
@@ -127,6 +139,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/throughput",
+    cacheable: true,
     params: { window: duration(10, MAX_WINDOW_SECS, 900) },
     summary:
       "consumer records in/out per second, files and bytes written, latency p50/p95/p99",
@@ -142,6 +155,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/dead-letters",
+    cacheable: true,
     params: { window: duration(10, MAX_WINDOW_SECS, 3600) },
     summary: "dead letters by reason and over time",
     handler: ({ db, params }) => q.deadLetters(db, params.window as number),
@@ -163,6 +177,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/stages",
+    cacheable: true,
     params: {},
     summary: "live counts of every stage (Kafka, HDFS, raw, marts)",
     handler: ({ db }) => q.stages(db),
@@ -170,6 +185,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/batch/runs",
+    cacheable: true,
     params: { limit: int(1, 100, 20) },
     summary: "the last batch runs and their task tries (Airflow-style grid)",
     handler: ({ db, params }) => q.batchRuns(db, params.limit as number),

@@ -2,17 +2,66 @@
  * The logpipe API: read-only JSON over `monitoring.*` and `ops.*` for the
  * live pages, `/healthz`, and the built site (`dist/`) from the same origin.
  * `startApi` is what `deno task api` and `deno task up` (in-process) call.
+ *
+ * Every request's Host must be on the allow-list (421 otherwise: DNS
+ * rebinding). Database work is bounded three ways: a result cache with
+ * single flight for the heavy GETs, at most MAX_DB_WORK computations at
+ * once (429 beyond), and a deadline per request (503 when the database does
+ * not answer in time; the session's statement_timeout ends the query on
+ * the server too). `/healthz` bypasses all three and has its own short
+ * deadline and its own connection, so it answers even when Postgres hangs.
  */
 import { type Config, ConfigError } from "../config.ts";
 import { alertRoutes, isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
-import { cachedServiceChecks, type ServiceCheck } from "./health.ts";
+import { ConcurrencyLimiter, hostAllowList, ResultCache } from "./guard.ts";
+import {
+  cachedServiceChecks,
+  publicReason,
+  type ServiceCheck,
+  withTimeout,
+} from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
 import type { Db } from "./queries.ts";
 import { type Route, ROUTES } from "./routes.ts";
 import { SECURITY_HEADERS, serveStatic } from "./static.ts";
 
 const log = logger("api");
+
+/** A request waits this long for the database before it gets a 503. */
+export const REQUEST_TIMEOUT_MS = 5_000;
+/** The server cancels a statement the client has given up on. */
+export const STATEMENT_TIMEOUT_MS = 4_000;
+/** `/healthz` says "down" after this long without `select 1`. */
+export const HEALTH_TIMEOUT_MS = 1_000;
+/**
+ * Computations (cache misses) at once; more is a 429. Three times the
+ * pool's 5 connections: enough to keep the pool busy, too few for a queue
+ * that outlives REQUEST_TIMEOUT_MS.
+ */
+export const MAX_DB_WORK = 15;
+/** Distinct (route, parameters) results kept at most. */
+const MAX_CACHE_ENTRIES = 1_000;
+
+/**
+ * How long a cacheable GET's result is reused: half its `window` in ms
+ * (15 m → 0.5 s, 1 h → 1.8 s, 6 h → 10.8 s), between 0.5 s and 60 s, so
+ * the live feed stays fresh and 7-day charts are computed once a minute.
+ */
+export function cacheTtlMs(params: Record<string, unknown>): number {
+  const windowSecs = typeof params.window === "number" ? params.window : 0;
+  return Math.min(60_000, Math.max(500, windowSecs / 2));
+}
+
+/** A stable cache key for a path and its parsed parameters. */
+function cacheKey(pathname: string, params: Record<string, unknown>): string {
+  const canonical = Object.keys(params).sort().map((k) => {
+    const v = params[k];
+    // Lists are sets: event_type=a,b and b,a are the same request.
+    return [k, Array.isArray(v) ? [...v].sort() : v];
+  });
+  return `${pathname}?${JSON.stringify(canonical)}`;
+}
 
 export interface ApiOptions {
   /** A pg Pool (or anything with `query`); default: a new pool from config. */
@@ -25,6 +74,12 @@ export interface ApiOptions {
   routes?: Route[];
   /** Override of the service checks (tests). */
   services?: () => Promise<ServiceCheck[]>;
+  /** What `/healthz` runs `select 1` on; default `db`, or its own pool. */
+  healthDb?: Db;
+  /** Database computations at once before 429 (default MAX_DB_WORK). */
+  maxDbWork?: number;
+  /** Deadline of a request's database work (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 export interface RunningApi {
@@ -57,7 +112,20 @@ interface CompiledRoute {
 export function createHandler(
   config: Config,
   db: Db,
-  opts: Pick<ApiOptions, "siteDir" | "routes" | "services"> = {},
+  opts:
+    & Pick<
+      ApiOptions,
+      | "siteDir"
+      | "routes"
+      | "services"
+      | "healthDb"
+      | "maxDbWork"
+      | "requestTimeoutMs"
+    >
+    & {
+      /** The port clients connect to (default config.api.port). */
+      port?: number;
+    } = {},
 ): (req: Request) => Promise<Response> {
   // The alert endpoints are always served: the health page shows firing alerts.
   const routes: CompiledRoute[] = [
@@ -71,19 +139,41 @@ export function createHandler(
   const siteDir = opts.siteDir === undefined
     ? `${config.projectRoot}/dist`
     : opts.siteDir;
+  const isAllowedHost = hostAllowList(config.api, opts.port ?? config.api.port);
+  const limiter = new ConcurrencyLimiter(opts.maxDbWork ?? MAX_DB_WORK);
+  const cache = new ResultCache(MAX_CACHE_ENTRIES);
+  const requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const healthDb = opts.healthDb ?? db;
+  // One probe at a time: while the database hangs, callers share the
+  // pending one instead of queueing a `select 1` each.
+  let healthProbe: Promise<unknown> | undefined;
+  const health = async (): Promise<Response> => {
+    healthProbe ??= healthDb.query("select 1").finally(() => {
+      healthProbe = undefined;
+    });
+    try {
+      await withTimeout(healthProbe, HEALTH_TIMEOUT_MS, "select 1");
+      return json(200, { ok: true, db: "up" });
+    } catch (err) {
+      // The reason (it may name a user or a host) stays in the log.
+      log.warn("healthz: database check failed", { error: err });
+      return json(503, { ok: false, db: "down", reason: publicReason(err) });
+    }
+  };
 
   return async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     const started = performance.now();
     try {
-      if (url.pathname === "/healthz") {
-        try {
-          await db.query("select 1");
-          return json(200, { ok: true, db: "up" });
-        } catch (err) {
-          return json(503, { ok: false, db: "down", error: String(err) });
-        }
+      const host = req.headers.get("host") ?? "";
+      if (!isAllowedHost(host)) {
+        // DNS rebinding: a page on another name that resolves here.
+        return json(421, {
+          error:
+            "this API answers only its own host names (see LOGPIPE_API_ALLOWED_HOSTS)",
+        });
       }
+      if (url.pathname === "/healthz") return await health();
       if (url.pathname === "/api" || url.pathname === "/api/") {
         return json(200, {
           endpoints: routes.map(({ route }) => ({
@@ -111,19 +201,56 @@ export function createHandler(
           });
         }
         const params = parseParams(url.searchParams, hit.route.params);
-        const body = await hit.route.handler({
-          db,
-          config,
-          req,
-          url,
-          path: hit.m!.pathname.groups,
-          params,
-          services,
-        });
-        const res = json(200, {
-          asOf: new Date().toISOString(),
-          ...body as object,
-        });
+        const run = () => {
+          const release = limiter.tryAcquire();
+          if (!release) return undefined;
+          const work = hit.route.handler({
+            db,
+            config,
+            req,
+            url,
+            path: hit.m!.pathname.groups,
+            params,
+            services,
+            isAllowedHost,
+          }).then((body) => ({
+            asOf: new Date().toISOString(),
+            ...body as object,
+          }));
+          // The slot is held until the database is really done, even when
+          // the client got its 503 long before.
+          work.then(release, release);
+          return work;
+        };
+        const isRead = hit.route.method === "GET";
+        const pending = isRead
+          ? cache.get(
+            cacheKey(url.pathname, params),
+            hit.route.cacheable ? cacheTtlMs(params) : 0,
+            run,
+          )
+          : run();
+        if (!pending) {
+          return json(429, {
+            error: "the API is busy; try again in a moment",
+          }, { "retry-after": "1" });
+        }
+        let body: unknown;
+        try {
+          body = await withTimeout(pending, requestTimeoutMs, "request");
+        } catch (err) {
+          if (err instanceof ApiError) throw err;
+          log.warn("request failed or timed out", {
+            path: url.pathname,
+            error: err,
+          });
+          return json(503, {
+            error: "the database did not answer in time; try again",
+          }, { "retry-after": "2" });
+        }
+        // A change is visible to the very next read.
+        if (!isRead) cache.clear();
+        const res = json(200, body);
         log.debug("request", {
           path: url.pathname,
           ms: Math.round(performance.now() - started),
@@ -175,27 +302,49 @@ export async function startApi(
     );
   }
   let db = opts.db;
-  let ownPool = false;
+  let healthDb = opts.healthDb;
+  const ownPools: { end: () => Promise<void> }[] = [];
   if (!db) {
     const { createPool } = await import("../clients/postgres.ts");
-    db = createPool(config) as unknown as Db & { end: () => Promise<void> };
-    ownPool = true;
+    const pools = [
+      createPool(config, { applicationName: "logpipe-api" }),
+      // /healthz's own connection: a pool busy with slow queries must not
+      // make the database look down.
+      createPool(config, { max: 1, applicationName: "logpipe-api-health" }),
+    ];
+    for (const pool of pools) {
+      pool.on("connect", (client) => {
+        client.query(`set statement_timeout = ${STATEMENT_TIMEOUT_MS}`)
+          .catch(() => {});
+      });
+      ownPools.push(pool);
+    }
+    db = pools[0] as unknown as Db;
+    healthDb ??= pools[1] as unknown as Db;
   }
-  const handler = createHandler(config, db, opts);
   const ac = new AbortController();
   const { promise: listening, resolve } = Promise.withResolvers<
     Deno.NetAddr
   >();
+  // The Host allow-list needs the real port (0 = any free port).
+  let handler: ((req: Request) => Promise<Response>) | undefined;
   const server = Deno.serve({
     hostname: config.api.host,
     port: opts.port ?? config.api.port,
     signal: ac.signal,
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
+    onListen: (addr) => {
+      handler = createHandler(config, db, {
+        ...opts,
+        healthDb,
+        port: (addr as Deno.NetAddr).port,
+      });
+      resolve(addr as Deno.NetAddr);
+    },
     onError: (err) => {
       log.error("unhandled", { error: err });
       return json(500, { error: "internal error" });
     },
-  }, handler);
+  }, (req) => handler!(req));
   const addr = await listening;
   const host = addr.hostname.includes(":")
     ? `[${addr.hostname}]`
@@ -207,7 +356,7 @@ export async function startApi(
     async shutdown() {
       ac.abort();
       await server.finished;
-      if (ownPool) await db.end?.();
+      await Promise.all(ownPools.map((p) => p.end()));
     },
   };
 }

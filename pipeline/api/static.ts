@@ -2,6 +2,10 @@
  * Serves the built site (`dist/`) from the API's origin, so the live pages'
  * `fetch("/api/...")` needs no CORS and no other host. Framework builds with
  * clean URLs: `/realtime` is `realtime.html`, `/` is `index.html`.
+ *
+ * Only files really inside the root are served: a symlink (or a folder on
+ * the way) that resolves outside it is a 404. Pages carry a CSP that allows
+ * exactly their own inline scripts, by SHA-256 hash.
  */
 import { extname, join, normalize } from "node:path";
 
@@ -29,25 +33,68 @@ export function contentType(path: string): string {
 }
 
 /**
- * Security headers of every response: nothing may be loaded from, or sent
- * to, another origin (the site must work with no CDN and no Internet).
+ * The Content-Security-Policy: nothing may be loaded from, or sent to,
+ * another origin (the site must work with no CDN and no Internet), and no
+ * script runs unless it is a file of this origin or an inline script whose
+ * hash is listed (`scriptHashes`, see inlineScriptHashes). Styles stay
+ * 'unsafe-inline': Framework, Plot and Inputs set style attributes.
  */
-export const SECURITY_HEADERS: Record<string, string> = {
-  "content-security-policy": [
+export function contentSecurityPolicy(scriptHashes: string[] = []): string {
+  return [
     "default-src 'self'",
-    // Framework pages boot from an inline module script.
-    "script-src 'self' 'unsafe-inline'",
+    ["script-src 'self'", ...scriptHashes.map((h) => `'${h}'`)].join(" "),
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "connect-src 'self'",
     "font-src 'self' data:",
     "object-src 'none'",
     "base-uri 'none'",
+    "form-action 'self'",
     "frame-ancestors 'none'",
-  ].join("; "),
+  ].join("; ");
+}
+
+/** Security headers of every response (HTML pages get their own CSP). */
+export const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": contentSecurityPolicy(),
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
 };
+
+/**
+ * `sha256-<base64>` of every inline `<script>` (one without `src`) of an
+ * HTML page, as a CSP lists them. Framework writes each page's cells, the
+ * sidebar and search bootstraps as inline scripts; they are fixed at build
+ * time, so hashing the built file allows exactly them and nothing injected.
+ */
+export async function inlineScriptHashes(html: string): Promise<string[]> {
+  const hashes = new Set<string>();
+  for (const m of html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script\s*>/gi)) {
+    if (/\ssrc\s*=/i.test(` ${m[1]}`)) continue;
+    // The HTML parser turns CRLF and CR into LF before the browser hashes.
+    const text = m[2].replace(/\r\n?/g, "\n");
+    const digest = await crypto.subtle.digest(
+      "SHA-256",
+      new TextEncoder().encode(text),
+    );
+    const bytes = String.fromCharCode(...new Uint8Array(digest));
+    hashes.add(`sha256-${btoa(bytes)}`);
+  }
+  return [...hashes];
+}
+
+// Hashes per page, keyed by path, size and mtime (a rebuild changes them).
+const pageHashes = new Map<string, { stamp: string; hashes: string[] }>();
+
+async function pageCsp(path: string, info: Deno.FileInfo, html: string) {
+  const stamp = `${info.size}:${info.mtime?.getTime()}`;
+  let entry = pageHashes.get(path);
+  if (entry?.stamp !== stamp) {
+    entry = { stamp, hashes: await inlineScriptHashes(html) };
+    pageHashes.set(path, entry);
+  }
+  return contentSecurityPolicy(entry.hashes);
+}
 
 /**
  * Maps a URL path to a file under `root`, or undefined when the path escapes
@@ -73,10 +120,21 @@ export async function resolveStatic(
   const candidates = decoded.endsWith("/")
     ? [join(base, "index.html")]
     : [base, `${base}.html`, join(base, "index.html")];
+  let realRoot: string;
+  try {
+    realRoot = await Deno.realPath(root);
+  } catch {
+    return undefined;
+  }
   for (const path of candidates) {
     try {
       const info = await Deno.stat(path);
-      if (info.isFile) return path;
+      if (!info.isFile) continue;
+      // A symlink in dist/ (or a linked folder on the way) must not lead
+      // out of it: compare where the file really is.
+      const real = await Deno.realPath(path);
+      if (!real.startsWith(`${realRoot}/`)) return undefined;
+      return path;
     } catch {
       // try the next candidate
     }
@@ -96,10 +154,12 @@ export async function serveStatic(
     const notFound = await resolveStatic(root, "/404");
     headers.set("content-type", "text/html; charset=utf-8");
     if (notFound && req.method === "GET") {
-      return new Response(await Deno.readFile(notFound), {
-        status: 404,
-        headers,
-      });
+      const html = await Deno.readTextFile(notFound);
+      headers.set(
+        "content-security-policy",
+        await pageCsp(notFound, await Deno.stat(notFound), html),
+      );
+      return new Response(html, { status: 404, headers });
     }
     headers.set("content-type", "text/plain; charset=utf-8");
     return new Response(req.method === "HEAD" ? null : "not found\n", {
@@ -115,8 +175,17 @@ export async function serveStatic(
       ? "public, max-age=31536000, immutable"
       : "no-cache",
   );
+  const info = await Deno.stat(path);
+  if (extname(path).toLowerCase() === ".html") {
+    const html = await Deno.readTextFile(path);
+    headers.set("content-security-policy", await pageCsp(path, info, html));
+    if (req.method === "HEAD") {
+      headers.set("content-length", String(info.size));
+      return new Response(null, { status: 200, headers });
+    }
+    return new Response(html, { status: 200, headers });
+  }
   if (req.method === "HEAD") {
-    const info = await Deno.stat(path);
     headers.set("content-length", String(info.size));
     return new Response(null, { status: 200, headers });
   }

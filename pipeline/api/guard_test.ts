@@ -1,0 +1,143 @@
+// The API's guards in isolation: Host and Origin allow-lists, the
+// concurrency limit, the single-flight result cache, the capped body reader.
+import assert from "node:assert/strict";
+import {
+  ConcurrencyLimiter,
+  hostAllowList,
+  originAllowed,
+  readTextCapped,
+  ResultCache,
+} from "./guard.ts";
+import { ApiError } from "./params.ts";
+
+Deno.test("Host allow-list: loopback names on the API's port, plus configured names", () => {
+  const local = hostAllowList({ host: "127.0.0.1", allowedHosts: [] }, 8787);
+  for (const h of ["127.0.0.1:8787", "localhost:8787", "[::1]:8787"]) {
+    assert.ok(local(h), h);
+  }
+  assert.ok(local("LOCALHOST:8787"), "Host is case-insensitive");
+  for (
+    const h of [
+      "evil.example:8787", // DNS rebinding: the attacker's own name
+      "evil.example",
+      "127.0.0.1:9999",
+      "127.0.0.1",
+      "localhost.evil.example:8787",
+      "",
+    ]
+  ) {
+    assert.ok(!local(h), h);
+  }
+  const proxied = hostAllowList({
+    host: "0.0.0.0",
+    allowedHosts: ["logpipe.example.com", "10.0.0.5:9000"],
+  }, 8787);
+  assert.ok(proxied("logpipe.example.com"), "behind a proxy on 80/443");
+  assert.ok(proxied("logpipe.example.com:8787"));
+  assert.ok(proxied("10.0.0.5:9000"));
+  assert.ok(!proxied("10.0.0.5:8787"), "a name with a port is exact");
+  assert.ok(!proxied("0.0.0.0:8787"), "a wildcard bind is not a name");
+  const bound = hostAllowList({ host: "192.168.1.5", allowedHosts: [] }, 80);
+  assert.ok(bound("192.168.1.5") && bound("192.168.1.5:80"));
+});
+
+Deno.test("Origin allow-list: http(s) origins of allowed hosts only", () => {
+  const allowed = hostAllowList({
+    host: "127.0.0.1",
+    allowedHosts: ["logpipe.example.com"],
+  }, 8787);
+  assert.ok(originAllowed("http://127.0.0.1:8787", allowed));
+  assert.ok(originAllowed("http://localhost:8787", allowed));
+  assert.ok(originAllowed("https://logpipe.example.com", allowed));
+  for (
+    const o of [
+      "http://evil.example:8787",
+      "http://127.0.0.1:3000",
+      "null",
+      "file://",
+      "ftp://127.0.0.1:8787",
+    ]
+  ) {
+    assert.ok(!originAllowed(o, allowed), o);
+  }
+});
+
+Deno.test("ConcurrencyLimiter: at most max at once, release once", () => {
+  const limit = new ConcurrencyLimiter(2);
+  const a = limit.tryAcquire();
+  const b = limit.tryAcquire();
+  assert.ok(a && b);
+  assert.equal(limit.tryAcquire(), undefined);
+  a();
+  a(); // a second release changes nothing
+  assert.equal(limit.inFlight, 1);
+  assert.ok(limit.tryAcquire());
+  assert.equal(limit.tryAcquire(), undefined);
+});
+
+Deno.test("ResultCache: single flight, TTL, failures not kept, bounded", async () => {
+  const cache = new ResultCache(3);
+  let runs = 0;
+  const { promise: gate, resolve } = Promise.withResolvers<void>();
+  const compute = () => {
+    runs++;
+    return gate.then(() => runs);
+  };
+  const joined = Array.from(
+    { length: 20 },
+    () => cache.get("k", 50, compute),
+  );
+  resolve();
+  assert.deepEqual(await Promise.all(joined), Array(20).fill(1));
+  assert.equal(runs, 1, "20 concurrent callers, one computation");
+  assert.equal(await cache.get("k", 50, compute), 1, "within the TTL");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(await cache.get("k", 50, compute), 2, "after the TTL");
+  cache.clear();
+  assert.equal(await cache.get("k", 50, compute), 3, "after clear()");
+
+  const failing = () => Promise.reject(new Error("db down"));
+  await assert.rejects(() => cache.get("f", 10_000, failing)!);
+  assert.equal(await cache.get("f", 10_000, () => Promise.resolve("ok")), "ok");
+
+  assert.equal(cache.get("busy", 1000, () => undefined), undefined);
+  for (const k of ["a", "b", "c", "d", "e"]) {
+    await cache.get(k, 10_000, () => Promise.resolve(k));
+  }
+  assert.ok(cache.size <= 3);
+});
+
+Deno.test("readTextCapped: refuses at the cap without reading the rest", async () => {
+  let pulled = 0;
+  const chunk = new Uint8Array(16 * 1024).fill(0x61);
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      if (pulled > 1000) controller.close();
+      else controller.enqueue(chunk);
+    },
+  });
+  // No content-length: a chunked upload says nothing about its size.
+  const req = new Request("http://127.0.0.1/x", { method: "POST", body });
+  await assert.rejects(
+    () => readTextCapped(req, 64 * 1024, "a rule"),
+    (e: unknown) =>
+      e instanceof ApiError && e.status === 413 &&
+      /a rule must be under 65536 bytes/.test(e.message),
+  );
+  assert.ok(pulled < 10, `read ${pulled} chunks of 16 KB before refusing`);
+  const small = new Request("http://127.0.0.1/x", {
+    method: "POST",
+    body: '{"ok":true}',
+  });
+  assert.equal(await readTextCapped(small, 64 * 1024), '{"ok":true}');
+  const declared = new Request("http://127.0.0.1/x", {
+    method: "POST",
+    body: "x",
+    headers: { "content-length": "999999" },
+  });
+  await assert.rejects(
+    () => readTextCapped(declared, 1024),
+    (e: unknown) => e instanceof ApiError && e.status === 413,
+  );
+});
