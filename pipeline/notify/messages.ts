@@ -4,7 +4,9 @@
  * e-mail, built as plain data so they are tested without a network.
  *
  * Event text never goes into HTML: e-mails are text/plain and the Slack
- * payload uses mrkdwn-escaped text only.
+ * payload uses mrkdwn-escaped text only, the top-level `text` included
+ * (Slack renders it as mrkdwn too: an unescaped `<!channel>` or
+ * `<http://x|y>` in an error message would ping everyone or disguise a link).
  */
 import { formatMs } from "../batch/retry.ts";
 
@@ -108,7 +110,7 @@ export function runMessage(n: RunNotice): SlackPayload {
     fields.push(["Error", n.error ?? ""]);
   }
   return {
-    text: clip(head + tests, 3000),
+    text: slackEscape(clip(head + tests, 3000)),
     blocks: [
       {
         type: "section",
@@ -140,7 +142,7 @@ export function taskFailureMessage(n: TaskFailureNotice): SlackPayload {
       formatMs(n.durationMs)
     }: ${n.error}${tests}`;
   return {
-    text: clip(head, 3000),
+    text: slackEscape(clip(head, 3000)),
     blocks: [
       {
         type: "section",

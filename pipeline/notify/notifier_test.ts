@@ -8,6 +8,7 @@ import {
 } from "./messages.ts";
 import { Notifier } from "./notifier.ts";
 import { startSmtpReceiver, startWebhookReceiver } from "./receivers.ts";
+import { postWebhook } from "./webhook.ts";
 
 const run = {
   dagId: "logpipe_batch",
@@ -69,6 +70,65 @@ Deno.test("event text is escaped for Slack mrkdwn", () => {
   });
   const block = JSON.stringify(t.blocks);
   assert.ok(!block.includes("<b>"), "no raw HTML in blocks");
+});
+
+Deno.test("the top-level Slack text is escaped too", () => {
+  const hostile = "<!channel> <http://evil.example|click> & co";
+  const run1 = runMessage({
+    ...run,
+    state: "failed",
+    failedTask: "x",
+    error: hostile,
+  });
+  const task = taskFailureMessage({
+    dagId: "d",
+    runId: "r",
+    task: "x",
+    tryNumber: 1,
+    maxTries: 1,
+    error: hostile,
+    durationMs: 1,
+  });
+  for (const m of [run1, task]) {
+    assert.ok(!m.text.includes("<"), m.text);
+    assert.match(
+      m.text,
+      /&lt;!channel&gt; &lt;http:\/\/evil\.example\|click&gt; &amp; co/,
+    );
+  }
+});
+
+Deno.test("webhooks: redirects are not followed; errors hide the URL's secret path", async () => {
+  const target = startWebhookReceiver();
+  const redirector = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      new Response(null, { status: 307, headers: { location: target.url } }),
+  );
+  const secretPath = "/services/T000/B000/s3cr3tPathToken";
+  try {
+    const from = `http://127.0.0.1:${redirector.addr.port}${secretPath}`;
+    await assert.rejects(
+      () => postWebhook(from, { text: "hi" }, { retryDelayMs: 1 }),
+      (e: Error) =>
+        /HTTP 307 \(a redirect; not followed\)/.test(e.message) &&
+        !e.message.includes("s3cr3t"),
+    );
+    assert.equal(target.received.length, 0, "the redirect was followed");
+    // A network error names the origin only (fetch quotes the whole URL).
+    await assert.rejects(
+      () =>
+        postWebhook(`http://127.0.0.1:1${secretPath}`, {}, {
+          attempts: 1,
+        }),
+      (e: Error) =>
+        e.message.includes("http://127.0.0.1:1/…") &&
+        !e.message.includes("s3cr3t"),
+    );
+  } finally {
+    await redirector.shutdown();
+    await target.close();
+  }
 });
 
 Deno.test("service-down e-mail names the services that are down", () => {
