@@ -20,6 +20,7 @@ import { listRawFiles } from "../zones/raw_listing.ts";
 import { RawZoneFixture } from "../batch/raw_fixture.ts";
 import { createTestEnv } from "../testing.ts";
 import { type BenchRow, benchRow } from "./report.ts";
+import { psqlCommand } from "./psql.ts";
 
 export type { BenchRow };
 
@@ -76,12 +77,11 @@ async function psqlCopyRate(config: Config, rows: number): Promise<number> {
     details_json, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, source_file`
       .replace(/\s+/g, " ");
   const psql = async (sql: string) => {
-    const out = await new Deno.Command("psql", {
-      args: [config.postgres.url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+    const out = await psqlCommand(
+      config.postgres.url,
+      ["-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
       env,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    ).output();
     if (!out.success) {
       throw new Error(`psql failed: ${new TextDecoder().decode(out.stderr)}`);
     }
