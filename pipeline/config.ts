@@ -119,8 +119,18 @@ export interface Config {
   postgres: PostgresConfig;
   api: ApiConfig;
   batch: { cron: string };
+  /** The event validator's settings (pipeline/events/schema.ts). */
+  validation: ValidationConfig;
   notify: NotifyConfig;
   logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export interface ValidationConfig {
+  /**
+   * How far (ms) an event's timestamps may run ahead of its Kafka record
+   * timestamp before it is dead-lettered as `future_timestamp`.
+   */
+  maxFutureSkewMs: number;
 }
 
 /** Every variable the project reads, with what it means (README and .env.example list the same). */
@@ -168,6 +178,8 @@ export const VARIABLES: Record<string, string> = {
   LOGPIPE_EMAIL_FROM: "sender address of notification e-mails",
   LOGPIPE_EMAIL_TO: "comma-separated operator addresses",
   LOGPIPE_LOG_LEVEL: "debug | info | warn | error (default info)",
+  LOGPIPE_MAX_FUTURE_SKEW:
+    "how far an event's timestamps may run ahead of its Kafka record timestamp before it is dead-lettered as future_timestamp: 0, 90s, 15m, 1h (default 15m)",
 };
 
 const LOCAL_HOST = "127.0.0.1";
@@ -350,6 +362,22 @@ function parseHdfsPath(name: string, value: string): string {
     );
   }
   return value.replace(/\/+$/, "") || "/";
+}
+
+/** "0", "1500ms", "90s", "15m", "2h" → milliseconds, at most `max`. */
+function parseDurationSetting(name: string, value: string, max: number) {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value) ?? /^(0)()$/.exec(value);
+  if (!m) {
+    throw new ConfigError(
+      `${name} must be a duration like 0, 90s, 15m or 1h, got "${value}"`,
+    );
+  }
+  const ms = Number(m[1]) *
+    ({ "": 0, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]] ?? 0);
+  if (ms > max) {
+    throw new ConfigError(`${name} must be at most ${max / 3_600_000} h`);
+  }
+  return ms;
 }
 
 function parseName(name: string, value: string): string {
@@ -628,6 +656,15 @@ export function loadConfig(
     );
   }
 
+  const skew = get("LOGPIPE_MAX_FUTURE_SKEW");
+  const validation: ValidationConfig = {
+    // = DEFAULT_MAX_FUTURE_SKEW_MS of events/schema.ts, where the choice is
+    // argued (config.ts imports nothing; config_test.ts keeps them equal).
+    maxFutureSkewMs: skew === undefined
+      ? 15 * 60_000
+      : parseDurationSetting("LOGPIPE_MAX_FUTURE_SKEW", skew, 7 * 86_400_000),
+  };
+
   return {
     ports,
     projectRoot,
@@ -637,6 +674,7 @@ export function loadConfig(
     postgres,
     api,
     batch: { cron },
+    validation,
     notify,
     logLevel: logLevel as Config["logLevel"],
   };

@@ -10,6 +10,7 @@ import {
   redactUrl,
   VARIABLES,
 } from "./config.ts";
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from "./events/schema.ts";
 
 const HOME = { LOGPIPE_HOME: "/nonexistent-logpipe-home" };
 
@@ -28,6 +29,18 @@ Deno.test("defaults point at the local services on 127.0.0.1", () => {
   assert.equal(c.postgres.external, false);
   assert.equal(c.api.host, "127.0.0.1");
   assert.equal(c.batch.cron, "*/10 * * * *");
+  assert.equal(c.validation.maxFutureSkewMs, DEFAULT_MAX_FUTURE_SKEW_MS);
+});
+
+Deno.test("LOGPIPE_MAX_FUTURE_SKEW takes a duration", () => {
+  const skew = (v: string) =>
+    loadConfig({ ...HOME, LOGPIPE_MAX_FUTURE_SKEW: v }).validation
+      .maxFutureSkewMs;
+  assert.equal(skew("0"), 0);
+  assert.equal(skew("1500ms"), 1500);
+  assert.equal(skew("90s"), 90_000);
+  assert.equal(skew("5m"), 300_000);
+  assert.equal(skew("1h"), 3_600_000);
 });
 
 Deno.test("setting a service URL switches it to external mode", () => {
@@ -54,6 +67,9 @@ for (
     [{ LOGPIPE_TOPIC: "bad topic" }, /may only hold/],
     [{ LOGPIPE_BATCH_CRON: "every ten minutes" }, /5 fields/],
     [{ LOGPIPE_LOG_LEVEL: "loud" }, /debug, info, warn or error/],
+    [{ LOGPIPE_MAX_FUTURE_SKEW: "5 minutes" }, /duration like 0, 90s/],
+    [{ LOGPIPE_MAX_FUTURE_SKEW: "-1m" }, /duration like/],
+    [{ LOGPIPE_MAX_FUTURE_SKEW: "200h" }, /at most 168 h/],
     [{ LOGPIPE_EMAIL_TO: "ops@example.com, nobody" }, /not an e-mail/],
     [{ LOGPIPE_DATABASE_URL: "postgres://h:5432/" }, /names no database/],
   ] as const

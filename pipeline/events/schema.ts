@@ -7,10 +7,26 @@
  * - `validateEvent` never throws, whatever the bytes; a failure carries a typed
  *   `RejectReason` (for the dead-letter zone and its counters) and a short
  *   human detail naming the field.
- * - Unknown extra fields are accepted (forward compatible additions within v1)
- *   and kept: the consumer stores `details` verbatim in `details_json`.
+ * - The stream agrees with the warehouse: whatever passes here can be stored
+ *   by Parquet, Postgres `text` and `jsonb` and the marts. So no string (value
+ *   or key) may hold U+0000 or another C0 control other than tab, newline and
+ *   carriage return (`control_character`), or an unpaired UTF-16 surrogate
+ *   such as the escape `"\ud800"` (`unpaired_surrogate`); nothing may nest
+ *   deeper than the schema does (`too_deep`, LIMITS.maxDepth).
+ * - Unknown keys are rejected (`unknown_key`), at every level, `__proto__`
+ *   and `constructor` included. Rejecting (rather than keeping them in an
+ *   `extras` column) keeps the contract strict and the warehouse exactly the
+ *   schema: a field nobody declared never reaches a table, a mart or the site
+ *   unseen. A producer that adds a field before the schema does loses nothing:
+ *   its records wait in the dead-letter zone and `deno task redrive` sends
+ *   them again once the schema knows the field.
  * - Time bounds are fixed dates, not the wall clock, so a replay validates the
- *   same way years later; a year-3000 timestamp is `out_of_range`.
+ *   same way years later; a year-3000 timestamp is `out_of_range`. Given the
+ *   Kafka record timestamp (ValidationContext), no timestamp of the event may
+ *   be more than `maxFutureSkewMs` ahead of it (`future_timestamp`): an event
+ *   cannot be sent before it happened, beyond clock skew. The reference is the
+ *   record's own timestamp, never the wall clock, so a redrive or a replay
+ *   judges a record the same way as the stream did.
  * - Money is exact to the cent: at most 2 decimals, and an order's amount must
  *   equal Σ unit_price × quantity of its items computed in integer cents.
  */
@@ -338,7 +354,23 @@ export const LIMITS = {
   maxTextLength: 500,
   /** Longest name-like field (city, brand, category), in characters. */
   maxNameLength: 100,
+  /**
+   * Deepest nesting of objects and arrays the schema has: the event (1),
+   * `details` (2), `details.items` (3), one item (4).
+   */
+  maxDepth: 4,
 } as const;
+
+/**
+ * Default of how far an event's timestamps may run ahead of its Kafka record
+ * timestamp (LOGPIPE_MAX_FUTURE_SKEW): 15 minutes. Clocks kept by NTP agree
+ * within a second; the margin is for a badly kept host (the issue's producer
+ * 5 minutes fast must pass with room to spare, not sit on the edge where
+ * network delay decides), while an event dated hours or years ahead, which
+ * would sit in the future of every live chart and mart, is refused. Kafka
+ * 4's own broker check (`log.message.timestamp.after.max.ms`) is 1 hour.
+ */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 15 * 60_000;
 
 /** Validation failures, each with what it means (dead-letter reasons). */
 export const REJECT_REASONS = {
@@ -353,6 +385,15 @@ export const REJECT_REASONS = {
   invalid_value: "a value is malformed or not in its allowed set",
   out_of_range: "a value is outside its allowed range",
   inconsistent: "fields contradict each other (amount ≠ Σ price × quantity)",
+  control_character:
+    "a string or key holds U+0000 or another C0 control (tab, newline and CR are allowed)",
+  unpaired_surrogate:
+    'a string or key holds an unpaired UTF-16 surrogate (e.g. the escape "\\ud800")',
+  too_deep: "objects or arrays nested deeper than the schema (4 levels)",
+  unknown_key:
+    "a key the schema does not define (at any level; __proto__ and constructor included)",
+  future_timestamp:
+    "a timestamp is more than the allowed skew ahead of the Kafka record timestamp",
 } as const;
 export type RejectReason = keyof typeof REJECT_REASONS;
 export const REJECT_REASON_LIST = Object.keys(REJECT_REASONS) as RejectReason[];
@@ -474,6 +515,25 @@ export type ValidationResult =
   | { ok: true; event: Event }
   | { ok: false; reason: RejectReason; detail: string };
 
+/**
+ * What the validator may know about the record beyond its bytes. Without a
+ * Kafka timestamp there is no `future_timestamp` check (nothing to compare
+ * with: the wall clock is never used).
+ */
+export interface ValidationContext {
+  /**
+   * The Kafka record timestamp, epoch ms (CreateTime from the producer or
+   * LogAppendTime from the broker). Absent, not finite or ≤ 0 = unknown.
+   */
+  kafkaTimestampMs?: number;
+  /**
+   * How far (ms) any timestamp of the event may be ahead of
+   * `kafkaTimestampMs`; default DEFAULT_MAX_FUTURE_SKEW_MS. The consumer
+   * passes config.validation.maxFutureSkewMs (LOGPIPE_MAX_FUTURE_SKEW).
+   */
+  maxFutureSkewMs?: number;
+}
+
 // ------------------------------------------------------------ validator ----
 
 const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
@@ -492,13 +552,103 @@ const CITY_SETS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
   ]),
 );
 
+// The keys each object of the schema may have (anything else: unknown_key).
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set(
+  [
+    "event_id",
+    "schema_version",
+    "event_type",
+    "event_ts",
+    "level",
+    "service",
+    "user_id",
+    "session_id",
+    "device_type",
+    "geo",
+    "response_time_ms",
+    "details",
+  ] satisfies (keyof EventOf<EventType>)[],
+);
+const GEO_KEYS: ReadonlySet<string> = new Set(
+  ["country", "city"] satisfies (keyof Geo)[],
+);
+const ITEM_KEYS: ReadonlySet<string> = new Set(
+  ["product_id", "quantity", "unit_price"] satisfies (keyof OrderItem)[],
+);
+const FILTER_KEYS: ReadonlySet<string> = new Set(
+  ["category", "price_range", "brand"] satisfies (keyof SearchFilters)[],
+);
+const DETAIL_KEYS: { [T in EventType]: ReadonlySet<string> } = {
+  product_view: new Set(
+    [
+      "product_id",
+      "category",
+      "unit_price",
+    ] satisfies (keyof ProductViewDetails)[],
+  ),
+  add_to_cart: new Set(
+    [
+      "product_id",
+      "quantity",
+      "unit_price",
+    ] satisfies (keyof AddToCartDetails)[],
+  ),
+  search: new Set(
+    [
+      "query",
+      "results_count",
+      "filters",
+      "searched_at",
+    ] satisfies (keyof SearchDetails)[],
+  ),
+  purchase: new Set(
+    [
+      "order_id",
+      "amount",
+      "payment_method",
+      "items",
+      "shipping_address",
+    ] satisfies (keyof PurchaseDetails)[],
+  ),
+  order_complete: new Set(
+    [
+      "order_id",
+      "amount",
+      "payment_method",
+      "items",
+      "shipping_method",
+      "delivery_estimate",
+      "completed_at",
+    ] satisfies (keyof OrderCompleteDetails)[],
+  ),
+  order_failed: new Set(
+    [
+      "order_id",
+      "attempted_amount",
+      "payment_method",
+      "items",
+      "failure_reason",
+      "failed_at",
+    ] satisfies (keyof OrderFailedDetails)[],
+  ),
+  error: new Set(
+    [
+      "error_code",
+      "message",
+      "error_at",
+      "http_status",
+      "product_id",
+      "order_id",
+    ] satisfies (keyof ErrorDetails)[],
+  ),
+};
+
 const MIN_TS_MS = Date.parse(LIMITS.minTimestamp);
 const MAX_TS_MS = Date.parse(LIMITS.maxTimestamp);
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-// The non-fatal decoder is ~3x faster in Deno than the fatal one, and for
-// pure ASCII (nearly every event) there is nothing to check; any other
-// bytes go through the strict decoder.
+// The non-fatal decoder is ~3x faster in Deno than the fatal one; the
+// strict one only runs when the lenient output holds a U+FFFD.
 const utf8Lenient = new TextDecoder("utf-8");
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
@@ -509,6 +659,11 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 // a varying key were most of the validator's cost.
 let failReason: RejectReason = "invalid_value";
 let failDetail = "";
+
+// Latest accepted timestamp (epoch ms) of the validation in progress:
+// Kafka timestamp + skew, or Infinity without a Kafka timestamp.
+let futureLimitMs = Infinity;
+let futureSkewMs = DEFAULT_MAX_FUTURE_SKEW_MS;
 
 function fail(reason: RejectReason, detail: string): false {
   failReason = reason;
@@ -564,6 +719,110 @@ function idStr(
   if (typeof v !== "string") return badType(v, name, "string");
   if (check(v)) return true;
   return fail("invalid_value", `${name}: ${quote(v)} is malformed`);
+}
+
+/**
+ * True when `o` has exactly `expected` keys, the ones just checked: any other
+ * key is `unknown_key`. Counting with for-in costs a fraction of Object.keys
+ * (no array per object on the hot path). for-in also counts inherited
+ * enumerable properties (Object.prototype has none unless something polluted
+ * it), so on a mismatch the own keys decide, one by one.
+ */
+function onlyKeys(
+  o: Record<string, unknown>,
+  expected: number,
+  allowed: ReadonlySet<string>,
+  name: string,
+  index = -1,
+): boolean {
+  let n = 0;
+  for (const _ in o) n++;
+  if (n === expected) return true;
+  for (const k of Object.keys(o)) {
+    if (!allowed.has(k)) {
+      return fail(
+        "unknown_key",
+        `${index < 0 ? name : `${name}[${index}]`}: unknown key ${
+          quote(k)
+        } (allowed: ${[...allowed].join(", ")})`,
+      );
+    }
+  }
+  return true;
+}
+
+// C0 controls other than tab (09), newline (0a) and carriage return (0d).
+// deno-lint-ignore no-control-regex -- finding control characters is the point
+const BAD_CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+
+/** A key as it can be shown in a detail: bare when plain, else JSON-escaped. */
+function keyName(k: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(k) ? k : quote(k);
+}
+
+/** "U+0000" */
+function codePoint(c: number): string {
+  return `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** False (with the reason) when `s` holds what Postgres text/jsonb refuse. */
+function storableString(s: string, where: string): boolean {
+  const at = s.search(BAD_CONTROL);
+  if (at >= 0) {
+    return fail(
+      "control_character",
+      `${where}: ${codePoint(s.charCodeAt(at))} at character ${at}`,
+    );
+  }
+  if (!s.isWellFormed()) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0xd800 && c <= 0xdbff) {
+        const d = s.charCodeAt(i + 1); // NaN past the end
+        if (d >= 0xdc00 && d <= 0xdfff) i++;
+        else break;
+      } else if (c >= 0xdc00 && c <= 0xdfff) break;
+    }
+    return fail(
+      "unpaired_surrogate",
+      `${where}: unpaired surrogate ${
+        codePoint(s.charCodeAt(i))
+      } at character ${i}`,
+    );
+  }
+  return true;
+}
+
+/**
+ * Walks every key and string of a parsed value: each must be storable, and
+ * no object or array may sit deeper than LIMITS.maxDepth (`level` is the
+ * nesting level of `v` if it is one; the event itself is 1). Recursion stops
+ * at the limit, so a 10,000-deep value costs a few calls.
+ */
+function storableTree(v: unknown, level: number, path: string): boolean {
+  if (typeof v === "string") return storableString(v, path || "(value)");
+  if (typeof v !== "object" || v === null) return true;
+  if (level > LIMITS.maxDepth) {
+    return fail(
+      "too_deep",
+      `${path}: nested deeper than the schema's ${LIMITS.maxDepth} levels`,
+    );
+  }
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      if (!storableTree(v[i], level + 1, `${path}[${i}]`)) return false;
+    }
+    return true;
+  }
+  for (const k of Object.keys(v)) {
+    const at = path ? `${path}.${keyName(k)}` : keyName(k);
+    if (!storableString(k, `key ${at}`)) return false;
+    if (!storableTree((v as Record<string, unknown>)[k], level + 1, at)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function int(v: unknown, name: string, min: number, max: number): boolean {
@@ -723,7 +982,26 @@ function timestamp(v: unknown, name: string): boolean {
       `${name}: ${v} outside ${LIMITS.minTimestamp}..${LIMITS.maxTimestamp}`,
     );
   }
+  if (ms > futureLimitMs) {
+    const kafkaMs = futureLimitMs - futureSkewMs;
+    return fail(
+      "future_timestamp",
+      `${name}: ${v} is ${
+        formatLead(ms - kafkaMs)
+      } ahead of the Kafka timestamp ${
+        new Date(kafkaMs).toISOString()
+      } (allowed: ${formatLead(futureSkewMs)})`,
+    );
+  }
   return true;
+}
+
+/** 754000 → "12 min 34 s", 1500 → "1.5 s". */
+function formatLead(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
+  const min = Math.floor(ms / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return s ? `${min} min ${s} s` : `${min} min`;
 }
 
 function catalogId(
@@ -784,7 +1062,8 @@ function items(v: unknown): boolean {
     if (
       !productId(line.product_id, `details.items[${i}].product_id`) ||
       !int(q, `details.items[${i}].quantity`, 1, LIMITS.maxQuantity) ||
-      !money(line.unit_price, `details.items[${i}].unit_price`, 1)
+      !money(line.unit_price, `details.items[${i}].unit_price`, 1) ||
+      !onlyKeys(line, 3, ITEM_KEYS, "details.items", i)
     ) return false;
     sum += lastCents * (q as number);
   }
@@ -842,8 +1121,17 @@ function searchFilters(f: unknown): boolean {
       );
     }
   }
-  return f.brand === undefined ||
-    str(f.brand, "details.filters.brand", LIMITS.maxNameLength);
+  if (
+    f.brand !== undefined &&
+    !str(f.brand, "details.filters.brand", LIMITS.maxNameLength)
+  ) return false;
+  return onlyKeys(
+    f,
+    (f.category !== undefined ? 1 : 0) + (range !== undefined ? 1 : 0) +
+      (f.brand !== undefined ? 1 : 0),
+    FILTER_KEYS,
+    "details.filters",
+  );
 }
 
 function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
@@ -851,11 +1139,13 @@ function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
     case "product_view":
       return productId(d.product_id, "details.product_id") &&
         enumStr(d.category, "details.category", CATEGORY_SET) &&
-        money(d.unit_price, "details.unit_price", 1);
+        money(d.unit_price, "details.unit_price", 1) &&
+        onlyKeys(d, 3, DETAIL_KEYS.product_view, "details");
     case "add_to_cart":
       return productId(d.product_id, "details.product_id") &&
         int(d.quantity, "details.quantity", 1, LIMITS.maxQuantity) &&
-        money(d.unit_price, "details.unit_price", 1);
+        money(d.unit_price, "details.unit_price", 1) &&
+        onlyKeys(d, 3, DETAIL_KEYS.add_to_cart, "details");
     case "search":
       return str(d.query, "details.query", LIMITS.maxTextLength) &&
         int(
@@ -865,7 +1155,8 @@ function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
           LIMITS.maxResultsCount,
         ) &&
         searchFilters(d.filters) &&
-        timestamp(d.searched_at, "details.searched_at");
+        timestamp(d.searched_at, "details.searched_at") &&
+        onlyKeys(d, 4, DETAIL_KEYS.search, "details");
     case "purchase":
       return idStr(d.order_id, "details.order_id", isOrderId) &&
         enumStr(d.payment_method, "details.payment_method", PAYMENT_SET) &&
@@ -875,7 +1166,8 @@ function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
           LIMITS.maxTextLength,
         ) &&
         items(d.items) && money(d.amount, "details.amount", 1) &&
-        amountMatches("details.amount");
+        amountMatches("details.amount") &&
+        onlyKeys(d, 5, DETAIL_KEYS.purchase, "details");
     case "order_complete":
       return idStr(d.order_id, "details.order_id", isOrderId) &&
         enumStr(d.payment_method, "details.payment_method", PAYMENT_SET) &&
@@ -883,14 +1175,16 @@ function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
         isoDate(d.delivery_estimate, "details.delivery_estimate") &&
         timestamp(d.completed_at, "details.completed_at") &&
         items(d.items) && money(d.amount, "details.amount", 1) &&
-        amountMatches("details.amount");
+        amountMatches("details.amount") &&
+        onlyKeys(d, 7, DETAIL_KEYS.order_complete, "details");
     case "order_failed":
       return idStr(d.order_id, "details.order_id", isOrderId) &&
         enumStr(d.payment_method, "details.payment_method", PAYMENT_SET) &&
         enumStr(d.failure_reason, "details.failure_reason", FAILURE_SET) &&
         timestamp(d.failed_at, "details.failed_at") && items(d.items) &&
         money(d.attempted_amount, "details.attempted_amount", 1) &&
-        amountMatches("details.attempted_amount");
+        amountMatches("details.attempted_amount") &&
+        onlyKeys(d, 6, DETAIL_KEYS.order_failed, "details");
     case "error":
       return enumStr(d.error_code, "details.error_code", ERROR_CODE_SET) &&
         str(d.message, "details.message", LIMITS.maxTextLength) &&
@@ -899,7 +1193,14 @@ function checkDetails(type: EventType, d: Record<string, unknown>): boolean {
         (d.product_id === undefined ||
           productId(d.product_id, "details.product_id")) &&
         (d.order_id === undefined ||
-          idStr(d.order_id, "details.order_id", isOrderId));
+          idStr(d.order_id, "details.order_id", isOrderId)) &&
+        onlyKeys(
+          d,
+          4 + (d.product_id !== undefined ? 1 : 0) +
+            (d.order_id !== undefined ? 1 : 0),
+          DETAIL_KEYS.error,
+          "details",
+        );
   }
 }
 
@@ -949,19 +1250,33 @@ function checkEnvelope(o: Record<string, unknown>): boolean {
       `geo.city: ${quote(city as string)} is not a city of ${country}`,
     );
   }
+  if (!onlyKeys(geo, 2, GEO_KEYS, "geo")) return false;
   if (
     !int(o.response_time_ms, "response_time_ms", 0, LIMITS.maxResponseTimeMs)
   ) return false;
   const details = o.details;
   if (!isObject(details, "details")) return false;
-  return checkDetails(type as EventType, details);
+  return checkDetails(type as EventType, details) &&
+    onlyKeys(o, 12, ENVELOPE_KEYS, "event");
 }
 
 /**
  * Validates a value already parsed from JSON (e.g. by a caller that parsed it
- * for other reasons). Never throws.
+ * for other reasons). Never throws. Every key and string is checked (there
+ * is no text to tell that none can hold a control character).
  */
-export function validateParsed(value: unknown): ValidationResult {
+export function validateParsed(
+  value: unknown,
+  context?: ValidationContext,
+): ValidationResult {
+  return checkValue(value, true, context);
+}
+
+function checkValue(
+  value: unknown,
+  scanStrings: boolean,
+  context: ValidationContext | undefined,
+): ValidationResult {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return {
       ok: false,
@@ -969,10 +1284,23 @@ export function validateParsed(value: unknown): ValidationResult {
       detail: `expected a JSON object, got ${typeName(value)}`,
     };
   }
+  const skew = context?.maxFutureSkewMs;
+  futureSkewMs = typeof skew === "number" && skew >= 0
+    ? skew
+    : DEFAULT_MAX_FUTURE_SKEW_MS;
+  const kafkaMs = context?.kafkaTimestampMs;
+  futureLimitMs = typeof kafkaMs === "number" && kafkaMs > 0
+    ? kafkaMs + futureSkewMs // NaN > 0 is false; Infinity stays no limit
+    : Infinity;
   try {
+    if (scanStrings && !storableTree(value, 1, "")) return failed();
     if (checkEnvelope(value as Record<string, unknown>)) {
       return { ok: true, event: value as Event };
     }
+    // Whatever nests deeper than the schema fails some check above (a field
+    // of the wrong type, an unknown key); name the nesting, the real cause.
+    // Off the success path, so valid events never pay for the walk.
+    if (!scanStrings) storableTree(value, 1, "");
   } catch (err) {
     // Unreachable for JSON.parse output; kept so that a hostile object
     // (getters, proxies) passed by a caller still cannot make this throw.
@@ -982,14 +1310,23 @@ export function validateParsed(value: unknown): ValidationResult {
       detail: `validator error: ${String(err).slice(0, 200)}`,
     };
   }
+  return failed();
+}
+
+function failed(): ValidationResult {
   return { ok: false, reason: failReason, detail: failDetail };
 }
 
 /**
  * Validates one Kafka message value (bytes as received, or text). Never
  * throws; fast enough for the hot path (see pipeline/bench/validator.ts).
+ * With `context.kafkaTimestampMs` (the record's timestamp) a timestamp more
+ * than `context.maxFutureSkewMs` ahead of it is `future_timestamp`.
  */
-export function validateEvent(input: Uint8Array | string): ValidationResult {
+export function validateEvent(
+  input: Uint8Array | string,
+  context?: ValidationContext,
+): ValidationResult {
   let text: string;
   if (typeof input === "string") {
     // A JS string of n UTF-16 units needs at least n UTF-8 bytes.
@@ -1020,9 +1357,12 @@ export function validateEvent(input: Uint8Array | string): ValidationResult {
         detail: `${input.byteLength} bytes > ${LIMITS.maxEventBytes}`,
       };
     }
-    if (isAscii(input)) {
-      text = utf8Lenient.decode(input); // ASCII: nothing to check
-    } else {
+    // The lenient decoder turns every invalid sequence into U+FFFD; without
+    // one in its output the bytes were valid UTF-8 (for ASCII, nearly every
+    // event, V8 answers the search at once). A U+FFFD may also be real, so
+    // only then does the strict decoder decide.
+    text = utf8Lenient.decode(input);
+    if (text.indexOf("\uFFFD") !== -1) {
       try {
         text = utf8Strict.decode(input);
       } catch {
@@ -1052,13 +1392,11 @@ export function validateEvent(input: Uint8Array | string): ValidationResult {
         : "not parseable",
     };
   }
-  return validateParsed(value);
-}
-
-/** True when every byte is < 0x80 (a tight loop: ~0.3 ns per byte). */
-function isAscii(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] > 0x7f) return false;
-  return true;
+  // JSON text cannot carry a control character or a surrogate in a string
+  // other than as an escape (raw ones are a JSON or UTF-8 error above), so
+  // without a backslash there is nothing to look for: the walk over every
+  // string is only paid by the rare event that has one.
+  return checkValue(value, text.indexOf("\\") !== -1, context);
 }
 
 /** UTF-8 byte length of a string (unpaired surrogates count as 3, like U+FFFD). */

@@ -2,6 +2,7 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
 import {
+  DEFAULT_MAX_FUTURE_SKEW_MS,
   type Event,
   EVENT_TYPES,
   isUuidV7,
@@ -362,10 +363,15 @@ Deno.test("every injected bad kind gets the reason it is meant to get", () => {
     seen.set(r.bad, (seen.get(r.bad) ?? 0) + 1);
   }
   assertEqualsSet([...seen.keys()], Object.keys(BAD_KINDS));
-  // Every validator reason is exercised by some injected kind.
-  const covered = new Set(Object.values(BAD_KINDS).filter((v) => v));
+  // Every validator reason is exercised by some injected kind, or (the
+  // reasons of hostile clients, which the seeded generator does not make:
+  // its bad stream is pinned byte for byte) by a case of HOSTILE_CASES below.
+  const covered = new Set<string>(
+    Object.values(BAD_KINDS).filter((v) => v !== null),
+  );
+  for (const [, , reason] of HOSTILE_CASES) covered.add(reason);
   for (const reason of REJECT_REASON_LIST) {
-    assert.ok(covered.has(reason), `no bad kind for ${reason}`);
+    assert.ok(covered.has(reason), `no bad kind or hostile case for ${reason}`);
   }
 });
 
@@ -494,11 +500,317 @@ Deno.test("strict timestamp and date parsing", () => {
   assert.ok(!isUuidV7("019B76DB-69A2-71BD-B058-A28801865823")); // upper case
 });
 
-Deno.test("extra fields are accepted and kept (forward compatible within v1)", () => {
-  const e = clone(EXAMPLES.get("add_to_cart")!) as any;
-  e.experiment = "b";
-  e.details.coupon = "WELCOME10";
-  const r = validateEvent(JSON.stringify(e));
-  assert.ok(r.ok);
-  assert.equal((r.event as any).details.coupon, "WELCOME10");
+// ------------------------------------------------ the stream agrees with ----
+// ---------------------------------------------------- the warehouse (#13) --
+
+/** The event's JSON text with `insert` spliced in right after its first "{". */
+function withRawKey(event: unknown, insert: string): string {
+  return JSON.stringify(event).replace(/^\{/, `{${insert},`);
+}
+
+/**
+ * [description, JSON text of a hostile record, expected reason]: what a
+ * client that is not the project's producer may send.
+ */
+const HOSTILE_CASES: [string, () => string, RejectReason][] = [
+  ["U+0000 in a value", () => {
+    const e = clone(EXAMPLES.get("search")!) as any;
+    e.details.filters.brand = "Acme\u0000";
+    return JSON.stringify(e);
+  }, "control_character"],
+  ["U+0000 in a key", () => {
+    const e = clone(EXAMPLES.get("search")!) as any;
+    e.details.filters["bra\u0000nd"] = "Acme";
+    return JSON.stringify(e);
+  }, "control_character"],
+  ["escaped unpaired high surrogate", () => {
+    const e = clone(EXAMPLES.get("search")!) as any;
+    e.details.query = "x\ud800y";
+    return JSON.stringify(e); // JSON.stringify writes it as the escape \ud800
+  }, "unpaired_surrogate"],
+  [
+    "escaped unpaired low surrogate in a key",
+    () => withRawKey(EXAMPLES.get("purchase"), '"\\udc00":1'),
+    "unpaired_surrogate",
+  ],
+  ["nesting below details.items[0]", () => {
+    const e = clone(EXAMPLES.get("purchase")!) as any;
+    e.details.items[0].quantity = { n: 1 };
+    return JSON.stringify(e);
+  }, "too_deep"],
+  ["1,000-deep nesting in an extra key", () =>
+    withRawKey(
+      EXAMPLES.get("error"),
+      `"x":${"[".repeat(1000)}${"]".repeat(1000)}`,
+    ), "too_deep"],
+  ["an unknown top-level key", () => {
+    const e = clone(EXAMPLES.get("add_to_cart")!) as any;
+    e.experiment = "b";
+    return JSON.stringify(e);
+  }, "unknown_key"],
+  [
+    "a __proto__ key",
+    () => withRawKey(EXAMPLES.get("purchase"), '"__proto__":{"polluted":1}'),
+    "unknown_key",
+  ],
+  ["a constructor key in details", () => {
+    const e = clone(EXAMPLES.get("order_complete")!) as any;
+    e.details.constructor = { name: "x" };
+    return JSON.stringify(e);
+  }, "unknown_key"],
+  ["year 2099, sent now", () => {
+    const e = clone(EXAMPLES.get("product_view")!) as any;
+    e.event_ts = "2099-01-01T00:00:00.000Z";
+    return JSON.stringify(e);
+  }, "future_timestamp"],
+];
+
+// deno-lint-ignore no-control-regex -- looking for control characters
+const ANY_C0 = /[\u0000-\u001f]/;
+
+/** The Kafka timestamp HOSTILE_CASES are validated with: the examples' start. */
+const KAFKA_TS = START + 3_600_000;
+
+Deno.test("hostile records get their typed reason (HOSTILE_CASES)", () => {
+  for (const [name, make, expected] of HOSTILE_CASES) {
+    const text = make();
+    for (const input of [text, new TextEncoder().encode(text)]) {
+      const r = validateEvent(input, { kafkaTimestampMs: KAFKA_TS });
+      assert.equal(
+        r.ok ? "ok" : r.reason,
+        expected,
+        `${name}: ${text.slice(0, 200)}`,
+      );
+      if (!r.ok) {
+        assert.ok(r.detail.length > 0);
+        // A detail is stored and shown: never a raw control or surrogate.
+        assert.ok(r.detail.isWellFormed() && !ANY_C0.test(r.detail), r.detail);
+      }
+    }
+  }
+  // The parsed __proto__ key stayed data: nothing reached Object.prototype.
+  assert.equal(({} as any).polluted, undefined);
+});
+
+/** Every string of `v` (keys excluded), as [parent, key] pairs. */
+function stringSlots(v: any, out: [any, string | number][] = []) {
+  for (const k of Object.keys(v)) {
+    if (typeof v[k] === "string") {
+      out.push([v, Array.isArray(v) ? Number(k) : k]);
+    } else if (v[k] && typeof v[k] === "object") stringSlots(v[k], out);
+  }
+  return out;
+}
+
+Deno.test("U+0000 and the other C0 controls in EVERY string field of every event type are control_character", () => {
+  // Every optional string field present, so it is covered too.
+  const error = clone(EXAMPLES.get("error")!) as any;
+  error.details.product_id ??= "prod_00001";
+  error.details.order_id ??= "order_0123456789abcdef";
+  const search = clone(EXAMPLES.get("search")!) as any;
+  search.details.filters = {
+    category: "Books",
+    price_range: "10-20",
+    brand: "Acme",
+  };
+  const events = [...EXAMPLES.values(), error, search];
+  let checked = 0;
+  for (const event of events) {
+    const slots = stringSlots(clone(event)).length;
+    for (let i = 0; i < slots; i++) {
+      for (
+        const control of ["\u0000", "\u0001", "\b", "\f", "\u000b", "\u001f"]
+      ) {
+        const e = clone(event) as any;
+        const [parent, key] = stringSlots(e)[i];
+        parent[key] = parent[key].slice(0, 3) + control + parent[key].slice(3);
+        const r = validateEvent(JSON.stringify(e));
+        assert.equal(
+          r.ok ? "ok" : r.reason,
+          "control_character",
+          `${event.event_type} ${String(key)}`,
+        );
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 6 * 60, `only ${checked} fields checked`);
+  // Tab, newline and carriage return are text, not controls to refuse.
+  const ok = clone(EXAMPLES.get("search")!) as any;
+  ok.details.query = "line one\nline\ttwo\r\n";
+  assert.equal(reasonOf(ok), "ok");
+  // validateParsed has no text to look at: it walks every string itself.
+  const parsed = clone(EXAMPLES.get("purchase")!) as any;
+  parsed.details.shipping_address = "1 Main St\u0000";
+  assert.equal((validateParsed(parsed) as any).reason, "control_character");
+  const parsedKey = clone(EXAMPLES.get("purchase")!) as any;
+  parsedKey.geo["\u0007"] = 1;
+  assert.equal((validateParsed(parsedKey) as any).reason, "control_character");
+});
+
+Deno.test("unpaired surrogates: escaped ones are unpaired_surrogate, escaped pairs are text", () => {
+  const at = (q: string) => {
+    const e = clone(EXAMPLES.get("search")!) as any;
+    e.details.query = "PLACEHOLDER";
+    // Splice the escape in as JSON text (JSON.stringify would re-escape it).
+    return JSON.stringify(e).replace("PLACEHOLDER", q);
+  };
+  for (
+    const q of [
+      "\\ud800",
+      "a\\udbff",
+      "\\udc00b",
+      "\\udc00\\ud800",
+      "\\ud800\\ud800\\udc00x\\ud800",
+    ]
+  ) {
+    assert.equal(reasonOf(at(q)), "unpaired_surrogate", q);
+    const r = validateEvent(new TextEncoder().encode(at(q)));
+    assert.equal(r.ok ? "ok" : r.reason, "unpaired_surrogate", q);
+  }
+  for (const q of ["\\ud83d\\ude80", "\\u00e9", "\\u0009", "\\\\ud800", "🚀"]) {
+    assert.equal(reasonOf(at(q)), "ok", q);
+  }
+  // A raw unpaired surrogate in a JS string is no text at all (as before).
+  assert.equal(reasonOf(at("\ud800")), "invalid_utf8");
+});
+
+Deno.test("nesting deeper than the schema is too_deep; the schema's own depth is fine", () => {
+  const purchase = EXAMPLES.get("purchase")!;
+  assert.equal(reasonOf(purchase), "ok"); // 4 levels: event, details, items, item
+  const cases: [(e: any) => void, RejectReason][] = [
+    [(e) => (e.details.items[0].product_id = ["prod_00001"]), "too_deep"],
+    [(e) => (e.geo.city = { name: { x: [1] } }), "too_deep"], // level 5
+    [(e) => (e.geo.city = { name: "Berlin" }), "wrong_type"], // level 3: allowed depth, wrong type
+    [(e) => (e.details.items = [[[]]]), "too_deep"],
+  ];
+  for (const [mutate, expected] of cases) {
+    const e = clone(purchase) as any;
+    mutate(e);
+    assert.equal(reasonOf(e), expected, mutate.toString());
+  }
+  // 10,000 levels: no stack overflow, the nesting is named.
+  const deep = withRawKey(
+    purchase,
+    `"x":${'{"a":'.repeat(10_000)}1${"}".repeat(10_000)}`,
+  );
+  const r = validateEvent(deep);
+  assert.equal(r.ok ? "ok" : r.reason, "too_deep");
+  // With a backslash in the text the string walk meets the nesting first.
+  const both = withRawKey(JSON.parse(deep), '"q":"\\"quoted\\""');
+  assert.equal(reasonOf(both), "too_deep");
+});
+
+Deno.test("unknown keys are rejected at every level, __proto__ and constructor included", () => {
+  const cases: [string, (e: any) => void, string][] = [
+    ["purchase", (e) => (e.experiment = "b"), "event"],
+    ["purchase", (e) => (e.geo.zip = "10115"), "geo"],
+    ["purchase", (e) => (e.details.coupon = "WELCOME10"), "details"],
+    ["purchase", (e) => (e.details.items[0].discount = 1), "details.items[0]"],
+    ["search", (e) => (e.details.filters.color = "red"), "details.filters"],
+    ["error", (e) => (e.details.stack = "at x"), "details"],
+    ["product_view", (e) => (e.details.toString = "x"), "details"],
+    ["add_to_cart", (e) => (e.hasOwnProperty = 1), "event"],
+  ];
+  for (const [type, mutate, where] of cases) {
+    const e = clone(EXAMPLES.get(type)!) as any;
+    mutate(e);
+    const r = validateEvent(JSON.stringify(e));
+    assert.equal(r.ok ? "ok" : r.reason, "unknown_key", `${type} ${where}`);
+    assert.ok(
+      !r.ok && r.detail.startsWith(`${where}: unknown key`),
+      (r as any).detail,
+    );
+  }
+  // __proto__ and constructor as JSON keys (object literals cannot make an
+  // own __proto__ key, so they are spliced into the text), at two levels.
+  for (const type of EVENT_TYPES) {
+    const e = EXAMPLES.get(type)!;
+    for (const key of ["__proto__", "constructor", "prototype"]) {
+      assert.equal(
+        reasonOf(withRawKey(e, `"${key}":{"event_type":"x"}`)),
+        "unknown_key",
+        `${type} ${key}`,
+      );
+      const text = JSON.stringify(e).replace(
+        '"details":{',
+        `"details":{"${key}":1,`,
+      );
+      assert.equal(reasonOf(text), "unknown_key", `${type} details.${key}`);
+    }
+  }
+  assert.equal(({} as any).event_type, undefined);
+  // Optional keys present or absent are not unknown.
+  const error = clone(EXAMPLES.get("error")!) as any;
+  delete error.details.product_id;
+  delete error.details.order_id;
+  assert.equal(reasonOf(error), "ok");
+  error.details.product_id = "prod_00001";
+  error.details.order_id = "order_0123456789abcdef";
+  assert.equal(reasonOf(error), "ok");
+  const search = clone(EXAMPLES.get("search")!) as any;
+  for (
+    const filters of [{}, { brand: "Acme" }, {
+      category: "Books",
+      price_range: "1-2",
+      brand: "A",
+    }]
+  ) {
+    search.details.filters = filters;
+    assert.equal(reasonOf(search), "ok", JSON.stringify(filters));
+  }
+  // A polluted Object.prototype (for-in sees it) does not reject valid events.
+  (Object.prototype as any).polluted_for_test = 1;
+  try {
+    assert.equal(reasonOf(EXAMPLES.get("purchase")), "ok");
+  } finally {
+    delete (Object.prototype as any).polluted_for_test;
+  }
+});
+
+Deno.test("future_timestamp: no timestamp more than the skew ahead of the Kafka record timestamp", () => {
+  const e = clone(EXAMPLES.get("search")!) as any;
+  const eventMs = Date.parse(e.event_ts);
+  const at = (
+    kafkaTimestampMs: number | undefined,
+    maxFutureSkewMs?: number,
+  ) => {
+    const r = validateEvent(JSON.stringify(e), {
+      kafkaTimestampMs,
+      maxFutureSkewMs,
+    });
+    return r.ok ? "ok" : r.reason;
+  };
+  assert.equal(DEFAULT_MAX_FUTURE_SKEW_MS, 15 * 60_000);
+  // A producer clock 5 minutes fast passes with room to spare.
+  assert.equal(at(eventMs - 5 * 60_000), "ok");
+  assert.equal(at(eventMs - DEFAULT_MAX_FUTURE_SKEW_MS), "ok"); // exactly the skew
+  assert.equal(
+    at(eventMs - DEFAULT_MAX_FUTURE_SKEW_MS - 1),
+    "future_timestamp",
+  );
+  assert.equal(at(eventMs - 10 * 60_000, 5 * 60_000), "future_timestamp");
+  assert.equal(at(eventMs, 0), "ok");
+  assert.equal(at(eventMs - 1, 0), "future_timestamp");
+  // No (usable) Kafka timestamp: no future check, the wall clock is never used.
+  for (const kts of [undefined, 0, -1, NaN]) {
+    assert.equal(at(kts), "ok", String(kts));
+  }
+  assert.equal(validateEvent(JSON.stringify(e)).ok, true);
+  // A negative or NaN skew falls back to the default.
+  assert.equal(at(eventMs - 10 * 60_000, -1), "ok");
+  assert.equal(at(eventMs - 20 * 60_000, NaN), "future_timestamp");
+  // Every timestamp of the event counts, not only event_ts.
+  e.details.searched_at = new Date(eventMs + 20 * 60_000).toISOString();
+  const r = validateEvent(JSON.stringify(e), { kafkaTimestampMs: eventMs });
+  assert.equal(r.ok ? "ok" : r.reason, "future_timestamp");
+  assert.match(
+    (r as any).detail,
+    /^details\.searched_at: .* is 20 min ahead of the Kafka timestamp .* \(allowed: 15 min\)$/,
+  );
+  // validateParsed takes the same context.
+  assert.equal(
+    (validateParsed(e, { kafkaTimestampMs: eventMs }) as any).reason,
+    "future_timestamp",
+  );
 });
