@@ -515,16 +515,25 @@ async function sampleOnce(
     ).then((r) => {
       for (const row of r.rows) s.pgBytes[row.name] = Number(row.bytes);
     }).catch(why("Postgres sizes")),
-    kafkaLag(p).then((k) => {
-      s.topicRecords = k.records;
-      s.lagRecords = k.lag;
-    }).catch(why("Kafka lag")),
+    topicRecords(p).then((n) => s.topicRecords = n).catch(
+      why("Kafka end offsets"),
+    ),
+    consumerLag(p).then((n) => s.lagRecords = n).catch(why("Kafka lag")),
   ]);
   return s;
 }
 
-/** Records in the topic and the consumer group's lag, summed over partitions. */
-async function kafkaLag(p: Probes): Promise<{ records: number; lag: number }> {
+/** Records in the topic (sum of end offsets). */
+async function topicRecords(p: Probes): Promise<number> {
+  const ends = await p.admin.fetchTopicOffsets(p.config.kafka.topic);
+  return ends.reduce((a, e) => a + Number(e.high), 0);
+}
+
+/**
+ * The consumer group's lag, summed over partitions: end offset minus the
+ * committed offset (the log start where nothing is committed yet).
+ */
+async function consumerLag(p: Probes): Promise<number> {
   const topic = p.config.kafka.topic;
   const ends = await p.admin.fetchTopicOffsets(topic);
   const committed = await p.admin.fetchOffsets({
@@ -537,14 +546,13 @@ async function kafkaLag(p: Probes): Promise<{ records: number; lag: number }> {
       done.set(part.partition, Number(part.offset));
     }
   }
-  let records = 0, lag = 0;
+  let lag = 0;
   for (const e of ends) {
     const high = Number(e.high), low = Number(e.low);
     const at = done.get(e.partition) ?? -1;
-    records += high;
     lag += Math.max(0, high - (at >= 0 ? at : low));
   }
-  return { records, lag };
+  return lag;
 }
 
 // ---------------------------------------------------------------- fits
@@ -908,6 +916,16 @@ export interface SoakResult {
   interrupted: boolean;
 }
 
+/**
+ * Fits printed in the slopes table: every fit but those of single monitoring
+ * and ops tables growing less than 1 MB an hour (the schema totals are
+ * printed; every table's fit is in the JSON).
+ */
+function printedFit(f: SoakFit): boolean {
+  const singleTable = /^pg (monitoring|ops)\./.test(f.metric);
+  return !singleTable || Math.abs(f.slopePerHour) >= 1;
+}
+
 /** The printed report: the sample tables, the slopes and the verdict. */
 export function formatSoakReport(r: SoakResult): string {
   const o = r.options;
@@ -979,7 +997,8 @@ export function formatSoakReport(r: SoakResult): string {
   if (notes.length) out.push(`\nNotes\n${notes.join("\n")}`);
 
   out.push(
-    "\nSlopes (least squares over the settled samples of each stretch, per hour)\n",
+    "\nSlopes (least squares over the settled samples of each stretch, per hour;\n" +
+      "single monitoring/ops tables only when they grow ≥ 1 MB/h)\n",
   );
   const digits = (f: SoakFit) => f.unit === "MB" ? 1 : 0;
   out.push(textTable(
@@ -993,7 +1012,7 @@ export function formatSoakReport(r: SoakResult): string {
       "noise",
       "verdict",
     ],
-    r.fits.map((f) => [
+    r.fits.filter(printedFit).map((f) => [
       f.metric,
       f.phase,
       String(f.n),
