@@ -1,15 +1,14 @@
 // KPI cards and small status elements (text only: values are never HTML).
 import { html } from "htl";
 
-/** A KPI card: title, big value, optional note. */
+/**
+ * A KPI card: title, big value, optional note. The template has no
+ * whitespace around the card: htl would wrap it in a <span>, and the card
+ * would no longer be a grid item of its row (uneven rows, extra margins).
+ */
 export function kpi(title, value, note, id) {
-  return html`
-    <div class="card kpi"
-      data-kpi=${id ??
-        title}><h2>${title}</h2><span class="big">${value}</span>${note
-        ? html`<div class="muted">${note}</div>`
-        : ""}</div>
-  `;
+  // deno-fmt-ignore: keep the template free of surrounding whitespace (see above)
+  return html`<div class="card kpi" data-kpi=${id ?? title}><h2>${title}</h2><span class="big">${value}</span>${note ? html`<div class="muted">${note}</div>` : ""}</div>`;
 }
 
 /** "as of <time>" line for a dataset (and a warning when the API failed). */

@@ -413,3 +413,37 @@ export function timeBars(
     ],
   });
 }
+
+/**
+ * Bars per day stacked by `fill` (event types in their fixed colours, any
+ * other field in the order of `order`).
+ */
+export function stackedDays(
+  rows,
+  { x = "day", y, fill, order, width, height = 240, yLabel, colors } = {},
+) {
+  if (!rows?.length) return noData();
+  const color = fill === "event_type"
+    ? typeColor
+    : { legend: true, domain: order, range: colors };
+  return Plot.plot({
+    width: w(width),
+    height,
+    marginLeft: 60,
+    x: { type: "utc", label: null },
+    y: { label: yLabel ?? y, grid: true },
+    color,
+    marks: [
+      Plot.rectY(rows, {
+        x: (d) => new Date(d[x]),
+        y,
+        fill,
+        interval: "day",
+        order: fill === "event_type" ? Object.keys(TYPE_COLORS) : order,
+        inset: 1,
+        tip: true,
+      }),
+      Plot.ruleY([0]),
+    ],
+  });
+}

@@ -37,6 +37,17 @@ export const KEEP_VERSIONS = 3;
 /** Name prefixes of the analytics tables that are exported. */
 export const EXPORT_PREFIXES = ["dim_", "fact_", "mart_"];
 
+/**
+ * Tables exported as a folder of Hive-style partitions
+ * (`<table>/event_type=search/data_0.parquet`) instead of one file, so a
+ * reader that needs one event type (the site's Search and Errors loaders)
+ * downloads that partition only. The partition column is in the folder
+ * name, not in the files (read with `hive_partitioning`).
+ */
+export const PARTITIONED_EXPORTS: Record<string, string[]> = {
+  fact_event: ["event_type"],
+};
+
 /** A column as information_schema describes it. */
 export interface PgColumn {
   name: string;
@@ -179,6 +190,7 @@ export async function exportMarts(opts: {
   const conn = await duck.connect();
   await conn.run("SET TimeZone = 'UTC'");
   const counts: Record<string, number> = {};
+  const files: Record<string, string[]> = {};
   let bytes = 0;
   try {
     await hdfs.delete(tmpDir, { recursive: true });
@@ -213,22 +225,35 @@ export async function exportMarts(opts: {
           `${quoteLiteral(c.name)}: ${quoteLiteral(duckTypeFor(c))}`
         ).join(", ")
       }}`;
+      const partitionBy = PARTITIONED_EXPORTS[table];
       const copied = await conn.runAndReadAll(
         `copy (select * from read_csv(${
           quoteLiteral(csv)
         }, columns = ${columns},
             header = false, auto_detect = false, allow_quoted_nulls = false,
             quote = '"', escape = '"', delim = ','))
-         to ${quoteLiteral(parquet)} (format parquet, compression zstd)`,
+         to ${quoteLiteral(partitionBy ? `${work}/${table}` : parquet)}
+         (format parquet, compression zstd${
+          partitionBy
+            ? `, partition_by (${partitionBy.map(quoteIdent).join(", ")})`
+            : ""
+        })`,
       );
       counts[table] = Number(copied.getRows()[0]?.[0] ?? 0);
-      const data = await Deno.readFile(parquet);
-      bytes += data.length;
-      await hdfs.create(`${tmpDir}/${table}.parquet`, data, {
-        overwrite: true,
-      });
+      // Relative paths of the files written: one, or one per partition.
+      const written = partitionBy
+        ? await localFiles(`${work}/${table}`, table)
+        : [`${table}.parquet`];
+      files[table] = written;
+      for (const rel of written) {
+        const data = await Deno.readFile(`${work}/${rel}`);
+        bytes += data.length;
+        await hdfs.create(`${tmpDir}/${rel}`, data, { overwrite: true });
+      }
       await Deno.remove(csv).catch(() => {});
-      await Deno.remove(parquet).catch(() => {});
+      await Deno.remove(partitionBy ? `${work}/${table}` : parquet, {
+        recursive: true,
+      }).catch(() => {});
     }
     const manifest = {
       run_id: runId,
@@ -237,7 +262,10 @@ export async function exportMarts(opts: {
       compression: "zstd",
       tables: Object.fromEntries(
         [...tables].map(([t, cols]) => [t, {
-          file: `${t}.parquet`,
+          ...(PARTITIONED_EXPORTS[t]
+            ? { dir: t, partitioned_by: PARTITIONED_EXPORTS[t] }
+            : { file: `${t}.parquet` }),
+          files: files[t],
           rows: counts[t],
           columns: cols.map((c) => ({ name: c.name, type: duckTypeFor(c) })),
         }]),
@@ -266,6 +294,17 @@ export async function exportMarts(opts: {
   }
   const removedVersions = await pruneExports(hdfs, exportsDir, versionDir, log);
   return { dir: versionDir, tables: counts, bytes, removedVersions };
+}
+
+/** Files below `dir`, as paths relative to its parent ("fact_event/event_type=search/data_0.parquet"). */
+async function localFiles(dir: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory) {
+      out.push(...await localFiles(`${dir}/${e.name}`, `${prefix}/${e.name}`));
+    } else if (e.isFile) out.push(`${prefix}/${e.name}`);
+  }
+  return out.sort();
 }
 
 /**

@@ -11,6 +11,8 @@ import type { Config } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { latestExportDir } from "../zones/exports.ts";
+import { fetchColumns } from "./parquet_ranges.ts";
+import { arrowFile, tarArchive } from "./arrow_archive.ts";
 
 /** What every loader prints. */
 export interface LoaderEnvelope {
@@ -111,16 +113,51 @@ export async function queryMarts(
   );
 }
 
+/** The columns (and, for a partitioned export, the partitions) a loader reads of one exported table. */
+export interface ExportSource {
+  columns: string[];
+  /** Partition values to read, e.g. {event_type: ["search", "purchase"]}. */
+  partitions?: Record<string, string[]>;
+}
+
+/** What the exports-reading loaders transferred from HDFS, against the files' sizes. */
+export interface ReadStats {
+  bytesRead: number;
+  /** Total size of the files touched (what reading them whole would cost). */
+  fileBytes: number;
+  /** Size of the whole export version. */
+  exportBytes: number;
+  files: number;
+  requests: number;
+}
+
+interface ManifestTable {
+  file?: string;
+  dir?: string;
+  partitioned_by?: string[];
+  files?: string[];
+  columns?: Array<{ name: string; type: string }>;
+}
+
+const IDENT = /^[a-z_][a-z0-9_]*$/;
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
 /**
- * Downloads `tables` of the latest export (HDFS, via WebHDFS) and runs each
- * query in DuckDB, where each table is a view of its Parquet file.
+ * Reads `sources` of the latest export (HDFS, via WebHDFS) and runs each
+ * query in DuckDB, where each source is a view `analytics.<table>`, so the
+ * same SQL runs here and in PostgreSQL. Only the listed columns are
+ * fetched (byte ranges of their column chunks, see parquet_ranges.ts), and
+ * of a partitioned table only the listed partitions; an export written
+ * before the table was partitioned is read whole-file but still by column,
+ * the partition applied as a filter. `stats` receives the bytes moved.
  */
 export async function queryExports(
   config: Config,
-  tables: string[],
+  sources: Record<string, ExportSource>,
   queries: Record<string, string>,
+  stats?: ReadStats,
 ): Promise<LoaderEnvelope> {
-  const hdfs = createWebHdfs(config, { timeoutMs: 15_000 });
+  const hdfs = createWebHdfs(config, { timeoutMs: 30_000 });
   const data: Record<string, Record<string, unknown>[]> = {};
   for (const name of Object.keys(queries)) data[name] = [];
   const errors: string[] = [];
@@ -143,28 +180,110 @@ export async function queryExports(
   }
   source = `HDFS ${dir} (Parquet, DuckDB)`;
   let asOf: string | null = null;
+  let manifest: { tables?: Record<string, ManifestTable> } = {};
   try {
-    const manifest = JSON.parse(await hdfs.readText(`${dir}/_manifest.json`));
-    asOf = manifest.exported_at ?? null;
+    manifest = JSON.parse(await hdfs.readText(`${dir}/_manifest.json`));
+    asOf = (manifest as { exported_at?: string }).exported_at ?? null;
   } catch {
-    // an export without manifest: no "as of" time
+    // an export without manifest: no "as of" time, every table one file
   }
   const work = await Deno.makeTempDir({ prefix: "logpipe-site-" });
   const duck = await DuckDBInstance.create(":memory:", { threads: "2" });
   const conn = await duck.connect();
   let missing = false;
+  const sizes = new Map(
+    (await hdfs.walk(dir).catch(() => [])).map((f) => [f.path, f.length]),
+  );
+  if (stats) {
+    stats.exportBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+  }
   try {
     await conn.run("SET TimeZone = 'UTC'");
-    for (const table of tables) {
-      if (!/^[a-z_][a-z0-9_]*$/.test(table)) {
-        throw new Error(`bad table name ${table}`);
+    await conn.run("create schema analytics");
+    for (const [table, want] of Object.entries(sources)) {
+      for (const c of [table, ...want.columns]) {
+        if (!IDENT.test(c)) throw new Error(`bad identifier ${c}`);
       }
       try {
-        const bytes = await hdfs.read(`${dir}/${table}.parquet`);
-        await Deno.writeFile(`${work}/${table}.parquet`, bytes);
-        await conn.run(
-          `create view ${table} as select * from read_parquet('${work}/${table}.parquet')`,
+        const entry = manifest.tables?.[table] ?? {};
+        const partitionKeys = entry.partitioned_by ?? [];
+        // HDFS paths (relative to the version folder) of the files to read.
+        let rels: string[];
+        let where = "";
+        if (partitionKeys.length) {
+          const files = entry.files ??
+            [...sizes.keys()].filter((p) => p.startsWith(`${dir}/${table}/`))
+              .map((p) => p.slice(dir!.length + 1));
+          rels = files.filter((rel) =>
+            Object.entries(want.partitions ?? {}).every(([k, values]) =>
+              values.some((v) => rel.includes(`/${k}=${v}/`))
+            )
+          );
+        } else {
+          rels = [entry.file ?? `${table}.parquet`];
+          const filters = Object.entries(want.partitions ?? {}).map((
+            [k, values],
+          ) => `${k} in (${values.map(sqlString).join(", ")})`);
+          if (filters.length) where = ` where ${filters.join(" and ")}`;
+        }
+        const fileColumns = want.columns.filter((c) =>
+          !partitionKeys.includes(c)
         );
+        // Partition columns a table needs but lacks (no file): typed nulls.
+        const locals: string[] = [];
+        for (const rel of rels) {
+          const path = `${dir}/${rel}`;
+          const size = sizes.get(path) ?? (await hdfs.stat(path))?.length;
+          if (size === undefined) throw new Error(`${path} not found`);
+          const local = `${work}/${rel}`;
+          await Deno.mkdir(local.slice(0, local.lastIndexOf("/")), {
+            recursive: true,
+          });
+          const read = await fetchColumns(
+            hdfs,
+            conn,
+            path,
+            size,
+            // a filter on an unpartitioned file needs its column too
+            [
+              ...new Set([
+                ...fileColumns,
+                ...(partitionKeys.length
+                  ? []
+                  : Object.keys(want.partitions ?? {})),
+              ]),
+            ],
+            local,
+          );
+          locals.push(local);
+          if (stats) {
+            stats.bytesRead += read.bytesRead;
+            stats.fileBytes += read.fileBytes;
+            stats.files++;
+            stats.requests += read.requests;
+          }
+        }
+        const select = want.columns.join(", ");
+        if (locals.length) {
+          await conn.run(
+            `create view analytics.${table} as select ${select} from read_parquet([${
+              locals.map(sqlString).join(", ")
+            }], hive_partitioning = ${partitionKeys.length > 0})${where}`,
+          );
+        } else {
+          // No partition holds rows (e.g. no search event yet): an empty
+          // view of the right types, from the manifest.
+          const types = new Map(
+            (entry.columns ?? []).map((c) => [c.name, c.type]),
+          );
+          await conn.run(
+            `create view analytics.${table} as select ${
+              want.columns.map((c) =>
+                `cast(null as ${types.get(c) ?? "VARCHAR"}) as ${c}`
+              ).join(", ")
+            } where false`,
+          );
+        }
       } catch (err) {
         missing = true;
         errors.push(`${table}: ${err instanceof Error ? err.message : err}`);
@@ -184,9 +303,82 @@ export async function queryExports(
     }
   } finally {
     conn.closeSync();
+    duck.closeSync();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
   return envelope(source, data, asOf, errors, missing);
+}
+
+/** What `meta.json` of a page's archive holds. */
+export interface ArchiveMeta extends Omit<LoaderEnvelope, "data"> {
+  /** Rows per table. */
+  rows: Record<string, number>;
+  /** Bytes per table's Arrow file. */
+  bytes: Record<string, number>;
+  /** For exports: what was transferred from HDFS. */
+  read?: ReadStats;
+  /** Constants the page needs to read the tables (e.g. histogram bin widths). */
+  params?: Record<string, unknown>;
+}
+
+/**
+ * Runs a dataset loader and writes its tar archive to stdout: `meta.json`
+ * and `<table>.arrow` for every name in `tables` (always all of them, empty
+ * when the data is missing, so the page's attachments exist in every
+ * build). Any exception becomes status "error".
+ */
+export async function runArchiveLoader(
+  source: string,
+  tables: string[],
+  run: (stats: ReadStats) => Promise<LoaderEnvelope>,
+  params?: Record<string, unknown>,
+): Promise<void> {
+  const stats: ReadStats = {
+    bytesRead: 0,
+    fileBytes: 0,
+    exportBytes: 0,
+    files: 0,
+    requests: 0,
+  };
+  let env: LoaderEnvelope;
+  try {
+    env = await run(stats);
+  } catch (err) {
+    env = {
+      status: "error",
+      asOf: null,
+      builtAt: new Date().toISOString(),
+      source,
+      message: err instanceof Error ? err.message : String(err),
+      data: {},
+    };
+  }
+  const files: Array<{ name: string; bytes: Uint8Array }> = [];
+  const meta: ArchiveMeta = {
+    status: env.status,
+    asOf: env.asOf,
+    builtAt: env.builtAt,
+    source: env.source,
+    ...(env.message ? { message: env.message } : {}),
+    rows: {},
+    bytes: {},
+    ...(stats.files ? { read: stats } : {}),
+    ...(params ? { params } : {}),
+  };
+  for (const name of tables) {
+    const rows = env.data[name] ?? [];
+    const bytes = arrowFile(rows);
+    meta.rows[name] = rows.length;
+    meta.bytes[name] = bytes.length;
+    files.push({ name: `${name}.arrow`, bytes });
+  }
+  files.unshift({
+    name: "meta.json",
+    bytes: new TextEncoder().encode(JSON.stringify(meta, null, 2)),
+  });
+  const out = tarArchive(files);
+  let done = 0;
+  while (done < out.length) done += await Deno.stdout.write(out.subarray(done));
 }
 
 /** Prints the envelope of `run` as JSON; any exception becomes status "error". */
