@@ -19,7 +19,12 @@ import {
   type SupervisorEvent,
 } from "../pipeline/supervisor.ts";
 import { createPool, type Pool } from "../pipeline/clients/postgres.ts";
-import { isAlive, stopProcess } from "../pipeline/services/process.ts";
+import {
+  readLiveProcessRecord,
+  stopProcess,
+  writeProcessRecord,
+} from "../pipeline/services/process.ts";
+import { rotateLogs } from "../pipeline/log.ts";
 import { publishSite } from "../pipeline/site/build.ts";
 import { CONSUMER_RUNTIME, PRODUCER_RUNTIME } from "../pipeline/runtime.ts";
 
@@ -92,9 +97,14 @@ function componentSpecs(opts: {
 
 function urlTable(config: Config): string[][] {
   const pg = config.postgres;
+  // A wildcard bind (docker) is reached on loopback; the API answers only
+  // the names on its Host allow-list.
+  const apiHost = ["0.0.0.0", "::", "[::]"].includes(config.api.host)
+    ? "127.0.0.1"
+    : config.api.host;
   return [
-    ["Site", `http://${config.api.host}:${config.api.port}/`],
-    ["API", `http://${config.api.host}:${config.api.port}/api`],
+    ["Site", `http://${apiHost}:${config.api.port}/`],
+    ["API", `http://${apiHost}:${config.api.port}/api`],
     [
       "HDFS UI",
       config.hdfs.external
@@ -152,16 +162,13 @@ async function statusLine(
  * `up` is an error (two would produce and consume twice).
  */
 async function reapOrphans(runFile: string): Promise<void> {
-  let state: { pid: number; children: number[] };
-  try {
-    state = JSON.parse(Deno.readTextFileSync(runFile));
-  } catch {
-    return;
+  const recorded = readLiveProcessRecord(runFile);
+  if (recorded.up !== undefined && recorded.up !== Deno.pid) {
+    throw new UsageError(
+      `deno task up is already running (pid ${recorded.up})`,
+    );
   }
-  if (state.pid !== Deno.pid && isAlive(state.pid)) {
-    throw new UsageError(`deno task up is already running (pid ${state.pid})`);
-  }
-  const orphans = state.children.filter(isAlive);
+  const orphans = recorded.children;
   if (orphans.length) {
     say(`stopping ${orphans.length} components left by a previous run…`);
   }
@@ -214,11 +221,7 @@ await runMain(async () => {
 
   const runFile = `${config.localDir}/run/up.json`;
   await reapOrphans(runFile);
-  const writeRunFile = () =>
-    Deno.writeTextFileSync(
-      runFile,
-      JSON.stringify({ pid: Deno.pid, children: sup.pids() }),
-    );
+  const writeRunFile = () => writeProcessRecord(runFile, Deno.pid, sup.pids());
   const sup = new Supervisor(config, (e: SupervisorEvent) => {
     if (e.kind === "started") writeRunFile();
     if (e.kind === "exited") {
@@ -265,7 +268,15 @@ await runMain(async () => {
   const pool = createPool(config, { max: 1, applicationName: "logpipe-up" });
   const tty = Deno.stdout.isTerminal();
   let lastPrinted = 0;
+  let lastRotation = 0;
   const ticker = setInterval(async () => {
+    // Every log under logs/ (services and components) stays bounded.
+    if (Date.now() - lastRotation > 60_000) {
+      lastRotation = Date.now();
+      for (const path of rotateLogs(`${config.localDir}/logs`)) {
+        say(`\n(rotated ${path})`);
+      }
+    }
     const line = await statusLine(pool, config, sup);
     if (tty) {
       const enc = new TextEncoder();

@@ -23,6 +23,7 @@ import {
   stopPostgres,
 } from "./postgres.ts";
 import { logFile, pidFile, servicePaths } from "./paths.ts";
+import { rotateLog } from "../log.ts";
 import {
   childPids,
   killHard,
@@ -151,11 +152,42 @@ export interface UpOptions {
   only?: ServiceName[];
 }
 
-function ensureDirs(c: Config): void {
-  const p = servicePaths(c);
-  for (const d of [p.root, p.logs, p.run]) {
-    Deno.mkdirSync(d, { recursive: true });
+/** The gid of the Postgres server's OS user's group, if there is one. */
+function serverGroupId(): number | undefined {
+  try {
+    const m = /^postgres:[^:]*:(\d+):/m.exec(
+      Deno.readTextFileSync("/etc/group"),
+    );
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * Creates the state folders, private to their owner: passwords, data and
+ * logs live there. As root, Postgres runs as the `postgres` OS user and must
+ * reach its data folder and its log, so the folders on its way (the state
+ * folder, logs/ and postgres/) are group `postgres` and traverse-only for
+ * it (0710): it can open what it owns there, list nothing, and nobody else
+ * gets in at all.
+ */
+export function ensureDirs(c: Pick<Config, "localDir">): void {
+  const p = servicePaths(c);
+  const asRoot = Deno.uid() === 0;
+  const gid = asRoot ? serverGroupId() : undefined;
+  for (const d of [p.root, p.logs, p.run, p.postgres.dir]) {
+    Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+  for (const d of [p.root, p.logs, p.postgres.dir]) {
+    if (!asRoot) Deno.chmodSync(d, 0o700);
+    else if (gid !== undefined) {
+      Deno.chownSync(d, 0, gid);
+      Deno.chmodSync(d, 0o710);
+    } // No postgres group: Postgres needs traverse rights from "others".
+    else Deno.chmodSync(d, 0o711);
+  }
+  Deno.chmodSync(p.run, 0o700);
 }
 
 /** Checks that the ports a service needs are not held by something else. */
@@ -180,6 +212,9 @@ export async function startService(
   ensureDirs(config);
   if (spec.pid(config)) return "running";
   assertPortsFree(spec, config);
+  // A service's log grows while it runs (deno task up rotates it every
+  // minute); a start is a good moment to bound it too.
+  rotateLog(logFile(config, name));
   try {
     await spec.start(config);
   } catch (err) {

@@ -22,6 +22,25 @@ export function logFile(
   return `${servicePaths(config).logs}/${name}.log`;
 }
 
+/**
+ * Writes a secret (a password) so that it is never readable by anyone but
+ * its owner, not even for a moment: a new file is created with mode 600
+ * next to it and renamed over the old one.
+ */
+export function writePrivateFile(path: string, text: string): void {
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    // Created 600 (the umask can only remove bits), never wider.
+    Deno.writeTextFileSync(tmp, text, { createNew: true, mode: 0o600 });
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created */ }
+    throw err;
+  }
+}
+
 /** Absolute path of a service's pid file. */
 export function pidFile(
   config: Pick<Config, "localDir">,

@@ -14,8 +14,8 @@
  */
 import type { Config } from "../config.ts";
 import { BI_ROLE_SQL, biRoleSettings } from "../postgres/bi_role.ts";
-import { logFile, servicePaths } from "./paths.ts";
-import { isAlive } from "./process.ts";
+import { logFile, servicePaths, writePrivateFile } from "./paths.ts";
+import { isAlive, processStartedAtMs } from "./process.ts";
 
 const OS_USER = "postgres";
 
@@ -99,8 +99,7 @@ function readOrCreateSecret(path: string, fixed?: string): string {
     if (v && (!fixed || v === fixed)) return v;
   } catch { /* create it */ }
   const v = fixed ?? randomPassword();
-  Deno.writeTextFileSync(path, `${v}\n`, { mode: 0o600 });
-  Deno.chmodSync(path, 0o600);
+  writePrivateFile(path, `${v}\n`);
   return v;
 }
 
@@ -110,17 +109,30 @@ async function chownToServerUser(path: string): Promise<void> {
   if (!res.ok) throw new Error(`chown ${path} failed: ${res.out}`);
 }
 
-/** The postmaster pid from postmaster.pid, if the server runs. */
+/**
+ * The postmaster pid from postmaster.pid, if the server runs. A stale file
+ * (a crash, a reboot) may name a pid that now belongs to another process:
+ * the pid counts only if that process started when the postmaster recorded
+ * its own start (line 3, epoch seconds), give or take the rounding.
+ */
 export function postgresPid(
   config: Pick<Config, "localDir">,
 ): number | undefined {
   try {
-    const first =
-      Deno.readTextFileSync(`${pgDirs(config).data}/postmaster.pid`).split(
-        "\n",
-      )[0];
-    const pid = Number(first);
-    return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+    const lines = Deno.readTextFileSync(
+      `${pgDirs(config).data}/postmaster.pid`,
+    ).split("\n");
+    const pid = Number(lines[0]);
+    const recordedMs = Number(lines[2]) * 1000;
+    if (!Number.isInteger(pid) || !isAlive(pid)) return undefined;
+    const startedMs = processStartedAtMs(pid);
+    if (startedMs === undefined || !Number.isFinite(recordedMs)) {
+      return undefined;
+    }
+    // The postmaster records its start right after exec: within seconds.
+    return startedMs <= recordedMs + 2_000 && startedMs >= recordedMs - 30_000
+      ? pid
+      : undefined;
   } catch {
     return undefined;
   }

@@ -2,6 +2,12 @@
  * Background processes that outlive the command that started them: started
  * in their own session (setsid) with output appended to a log file, tracked by
  * a pid file under the local state folder, stopped with SIGTERM then SIGKILL.
+ *
+ * A pid alone is not a process: after a reboot (or enough forks) the same
+ * number belongs to something else, and `down` would SIGKILL it. So every
+ * pid we record carries the process's identity, the boot it runs in and its
+ * start time (clock ticks since boot, /proc/<pid>/stat field 22), and a pid
+ * is trusted only while both still match.
  */
 
 /** Quotes one word for a POSIX shell. */
@@ -23,16 +29,173 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Reads a pid file; undefined when missing or the process is gone. */
-export function readLivePid(pidFile: string): number | undefined {
-  let text: string;
+/** Which process a pid meant when it was recorded. */
+export interface ProcessIdentity {
+  pid: number;
+  /** /proc/sys/kernel/random/boot_id: changes with every boot. */
+  boot: string;
+  /** Start time in clock ticks since boot. */
+  start: number;
+}
+
+let cachedBootId: string | undefined;
+
+/** This boot's id (a reboot changes it). */
+export function bootId(): string {
+  cachedBootId ??= Deno.readTextFileSync("/proc/sys/kernel/random/boot_id")
+    .trim();
+  return cachedBootId;
+}
+
+/** Start time of `pid` in clock ticks since boot; undefined when gone. */
+export function processStartTicks(pid: number): number | undefined {
   try {
-    text = Deno.readTextFileSync(pidFile).trim().split("\n")[0];
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the ")" of the command name: state is field 3, so the
+    // start time (field 22) is the 20th.
+    const start = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    return Number.isFinite(start) ? start : undefined;
   } catch {
     return undefined;
   }
-  const pid = Number(text);
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+/** The identity of a running process, to record beside its pid. */
+export function processIdentity(pid: number): ProcessIdentity | undefined {
+  const start = processStartTicks(pid);
+  return start === undefined || !isAlive(pid)
+    ? undefined
+    : { pid, boot: bootId(), start };
+}
+
+/** True when `id`'s process is still the one running under its pid. */
+export function isSameProcess(id: ProcessIdentity): boolean {
+  return id.boot === bootId() && isAlive(id.pid) &&
+    processStartTicks(id.pid) === id.start;
+}
+
+let cachedClockTicks: number | undefined;
+
+function clockTicksPerSecond(): number {
+  if (cachedClockTicks === undefined) {
+    try {
+      const out = new Deno.Command("getconf", { args: ["CLK_TCK"] })
+        .outputSync();
+      cachedClockTicks = Number(new TextDecoder().decode(out.stdout).trim());
+    } catch { /* no getconf */ }
+    // USER_HZ is 100 on every Linux this runs on.
+    if (!cachedClockTicks) cachedClockTicks = 100;
+  }
+  return cachedClockTicks;
+}
+
+/** When `pid` started (epoch ms, to the clock tick); undefined when gone. */
+export function processStartedAtMs(pid: number): number | undefined {
+  const ticks = processStartTicks(pid);
+  if (ticks === undefined) return undefined;
+  const btime = /^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"));
+  if (!btime) return undefined;
+  return Number(btime[1]) * 1000 + (ticks * 1000) / clockTicksPerSecond();
+}
+
+/**
+ * True when `pid` runs and started no later than `recordedAtMs` (+ slack for
+ * the clock-tick and whole-second rounding): the process a record written
+ * at that time could have meant. A pid reused after a reboot or a wrap
+ * started later than any record about its predecessor.
+ */
+export function startedBy(pid: number, recordedAtMs: number): boolean {
+  const started = processStartedAtMs(pid);
+  return started !== undefined && isAlive(pid) &&
+    started <= recordedAtMs + 2_000;
+}
+
+/** A pid file's text: the pid, then its identity. */
+export function pidFileText(id: ProcessIdentity): string {
+  return `${id.pid}\nboot=${id.boot} start=${id.start}\n`;
+}
+
+/**
+ * Reads a pid file; undefined when missing, when the process is gone, or
+ * when the pid now belongs to another process. A file from before identities
+ * were recorded (the pid alone) is trusted only if that process started
+ * before the file was written.
+ */
+export function readLivePid(pidFile: string): number | undefined {
+  let text: string;
+  let writtenAt: number;
+  try {
+    text = Deno.readTextFileSync(pidFile);
+    writtenAt = Deno.statSync(pidFile).mtime?.getTime() ?? 0;
+  } catch {
+    return undefined;
+  }
+  const [first, second = ""] = text.split("\n");
+  const pid = Number(first.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const m = /^boot=(\S+) start=(\d+)$/.exec(second.trim());
+  if (m) {
+    return isSameProcess({ pid, boot: m[1], start: Number(m[2]) })
+      ? pid
+      : undefined;
+  }
+  return startedBy(pid, writtenAt) ? pid : undefined;
+}
+
+/** A record of a supervising process and its children (`up.json`). */
+export interface ProcessRecord {
+  up: ProcessIdentity;
+  children: ProcessIdentity[];
+}
+
+/** Writes `path`: `upPid` and `childPids`, each with its identity. */
+export function writeProcessRecord(
+  path: string,
+  upPid: number,
+  childPids: number[],
+): void {
+  const record: ProcessRecord = {
+    up: processIdentity(upPid)!,
+    children: childPids.map(processIdentity).filter((
+      id,
+    ): id is ProcessIdentity => id !== undefined),
+  };
+  Deno.writeTextFileSync(path, JSON.stringify(record), { mode: 0o600 });
+}
+
+/**
+ * The pids of a record that still are the processes they were; a pid
+ * reused since (after a reboot, say) is someone else's and is left out.
+ * Records from before identities were kept hold bare pids
+ * (`{pid, children: [n]}`): those count only for processes that started
+ * before the record was written.
+ */
+export function readLiveProcessRecord(
+  path: string,
+): { up?: number; children: number[] } {
+  let state: { up?: unknown; pid?: unknown; children?: unknown[] };
+  let writtenAt: number;
+  try {
+    state = JSON.parse(Deno.readTextFileSync(path));
+    writtenAt = Deno.statSync(path).mtime?.getTime() ?? 0;
+  } catch {
+    return { children: [] };
+  }
+  const live = (entry: unknown): number | undefined => {
+    if (typeof entry === "number") {
+      return startedBy(entry, writtenAt) ? entry : undefined;
+    }
+    const id = entry as ProcessIdentity | undefined;
+    return id && typeof id.pid === "number" && isSameProcess(id)
+      ? id.pid
+      : undefined;
+  };
+  return {
+    up: live(state.up ?? state.pid),
+    children: (state.children ?? []).map(live).filter((p): p is number =>
+      p !== undefined
+    ),
+  };
 }
 
 export interface SpawnOptions {
@@ -67,7 +230,13 @@ export async function spawnDetached(opts: SpawnOptions): Promise<number> {
       `could not start ${opts.cmd[0]}: ${new TextDecoder().decode(out.stderr)}`,
     );
   }
-  await Deno.writeTextFile(opts.pidFile, `${pid}\n`);
+  const id = processIdentity(pid);
+  if (!id) {
+    throw new Error(
+      `${opts.cmd[0]} exited at once; see ${opts.logFile}`,
+    );
+  }
+  await Deno.writeTextFile(opts.pidFile, pidFileText(id));
   return pid;
 }
 
