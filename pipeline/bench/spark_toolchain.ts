@@ -15,7 +15,7 @@
  * Each part is skipped when its stamp (SHA-256 of the pin file) is current,
  * so later runs cost two stats and a `python -c`.
  */
-import type { Config } from "../config.ts";
+import { type Config, setting } from "../config.ts";
 import { parsePins } from "../dbt/toolchain.ts";
 import { logger } from "../log.ts";
 
@@ -126,7 +126,7 @@ async function ensureVenv(paths: SparkPaths): Promise<boolean> {
   log.info("installing pyspark into its venv (~320 MB, first run only)", {
     venv: paths.venvDir,
   });
-  const python = Deno.env.get("LOGPIPE_PYTHON") ?? "python3";
+  const python = setting("LOGPIPE_PYTHON") ?? "python3";
   const exists = await Deno.stat(paths.python).then(() => true, () => false);
   if (!exists) {
     const r = await run(python, ["-m", "venv", paths.venvDir]);
