@@ -119,6 +119,8 @@ export interface Config {
   postgres: PostgresConfig;
   api: ApiConfig;
   batch: { cron: string };
+  /** Whether a successful batch run rebuilds the site (dist/). */
+  site: { publish: boolean };
   /** The event validator's settings (pipeline/events/schema.ts). */
   validation: ValidationConfig;
   notify: NotifyConfig;
@@ -172,6 +174,8 @@ export const VARIABLES: Record<string, string> = {
     "comma-separated extra Host names (name or name:port) the API answers, e.g. a reverse proxy's public name; default only 127.0.0.1, localhost and [::1]",
   LOGPIPE_BATCH_CRON:
     "batch schedule, UTC cron expression (default */10 * * * *)",
+  LOGPIPE_SITE_PUBLISH:
+    "true | false (default true): rebuild the site into <project>/dist after each successful batch run, manual or scheduled; the test environments set false",
   LOGPIPE_SLACK_WEBHOOK_URL:
     "Slack-compatible incoming webhook for notifications",
   LOGPIPE_SMTP_URL: "smtp://user:pass@host:port for e-mail notifications",
@@ -674,6 +678,13 @@ export function loadConfig(
     postgres,
     api,
     batch: { cron },
+    site: {
+      publish: parseChoice(
+        "LOGPIPE_SITE_PUBLISH",
+        get("LOGPIPE_SITE_PUBLISH") ?? "true",
+        ["true", "false"],
+      ) === "true",
+    },
     validation,
     notify,
     logLevel: logLevel as Config["logLevel"],

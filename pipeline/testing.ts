@@ -68,6 +68,8 @@ export async function createTestEnv(
     LOGPIPE_CONSUMER_GROUP: `logpipe-hdfs-sink-${id}`,
     LOGPIPE_HDFS_ROOT: `/logpipe-test/${id}`,
     LOGPIPE_DATABASE_URL: dbUrl.toString(),
+    // A test's batch runs must not rebuild the project's site (dist/).
+    LOGPIPE_SITE_PUBLISH: "false",
   };
   const prepared = loadConfig({ ...Deno.env.toObject(), ...env });
 

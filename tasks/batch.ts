@@ -14,8 +14,7 @@ import { loadConfig } from "../pipeline/config.ts";
 import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
 import { scheduleBatch } from "../pipeline/batch/scheduler.ts";
-import { publishSite } from "../pipeline/site/build.ts";
-import { generateDocs } from "../pipeline/dbt/toolchain.ts";
+import { republishAfterBatch } from "../pipeline/site/build.ts";
 import { migrate } from "../pipeline/postgres/migrate.ts";
 import { logger } from "../pipeline/log.ts";
 
@@ -28,8 +27,7 @@ Prints a run summary; the run and every task try are recorded in ops.*.
 
 Options:
   --schedule              run on the schedule (LOGPIPE_BATCH_CRON, UTC) until
-                          SIGINT/SIGTERM, republishing the site after each
-                          successful run (what \`deno task up\` runs)
+                          SIGINT/SIGTERM (what \`deno task up\` runs)
   --first-run-after SECONDS  with --schedule: also run once this soon after start
   --backfill              reload a time range instead of new files: every hour
                           partition overlapping [--from, --to) is deleted from
@@ -39,6 +37,10 @@ Options:
   --skip GROUPS           comma-separated task groups not to run (${
   TASK_GROUPS.join(", ")
 })
+  --no-site               do not rebuild the site after a successful run (by
+                          default every successful run, manual or scheduled,
+                          republishes dist/ and the dbt docs; so does
+                          LOGPIPE_SITE_PUBLISH=false)
   --retry-delay SECONDS   first retry delay of every task (default 5; doubles per retry)
   --max-retry-delay SECONDS  cap of a retry delay (default 120)
   -h, --help              this help
@@ -61,6 +63,7 @@ runMain(async () => {
     skip: { type: "string" },
     "retry-delay": { type: "string" },
     "max-retry-delay": { type: "string" },
+    "no-site": { type: "boolean" },
   }, USAGE);
   const from = timeFlag("from", values.from);
   const to = timeFlag("to", values.to);
@@ -102,6 +105,7 @@ runMain(async () => {
     3600,
   );
   const config = loadConfig();
+  const publish = config.site.publish && !values["no-site"];
   // Idempotent (checksummed, advisory-locked); a Postgres that is down now is
   // the run's own business: it retries and reports that itself.
   await migrate(config).catch((err) =>
@@ -124,15 +128,11 @@ runMain(async () => {
       firstRunAfterMs: firstRunAfter === undefined
         ? undefined
         : firstRunAfter * 1000,
-      onSuccess: async () => {
-        const site = await publishSite({ projectRoot: config.projectRoot });
-        if (!site.ok) {
-          throw new Error(`site build failed:\n${site.output.slice(-2000)}`);
+      onSuccess: publish
+        ? async () => {
+          await republishAfterBatch(config);
         }
-        // The site links to the dbt docs (the API serves them from the state folder).
-        const docs = await generateDocs(config);
-        if (!docs.run.ok) throw new Error("dbt docs generate failed");
-      },
+        : undefined,
     });
     console.log(
       `batch: scheduled "${schedule.cron}" (UTC)${
@@ -178,5 +178,24 @@ runMain(async () => {
     return EXIT_LOCKED;
   }
   console.log(formatSummary(result));
-  return result.state === "success" ? 0 : 1;
+  if (result.state !== "success") return 1;
+  if (publish) {
+    // A manual run republishes the site too (the schedule does it in
+    // onSuccess), so its pages show this run's data.
+    console.error("batch: republishing the site (--no-site skips this)…");
+    try {
+      const site = await republishAfterBatch(config);
+      console.error(
+        `batch: site republished in ${(site.ms / 1000).toFixed(1)} s`,
+      );
+    } catch (err) {
+      console.error(
+        `batch: the run succeeded, but republishing the site failed: ${
+          err instanceof Error ? err.message : err
+        }`,
+      );
+      return 1;
+    }
+  }
+  return 0;
 });

@@ -8,6 +8,8 @@
  * reuse a cached output until the loader's source file changes.
  */
 import { logger } from "../log.ts";
+import type { Config } from "../config.ts";
+import { generateDocs } from "../dbt/toolchain.ts";
 
 const log = logger("site");
 
@@ -93,4 +95,61 @@ export async function publishSite(
   await Deno.rename(next, dist);
   await Deno.remove(old, { recursive: true }).catch(() => {});
   return { ...result, distDir: dist };
+}
+
+/** A publish older than this is taken to be dead (its process was killed). */
+const PUBLISH_LOCK_STALE_MS = 15 * 60_000;
+
+/**
+ * Holds the publish lock (a folder: mkdir is atomic) while `fn` runs, so a
+ * manual `deno task batch` and the schedule in `deno task up` never build
+ * into the same folders at once; a lock left by a killed process is taken
+ * over once it is PUBLISH_LOCK_STALE_MS old.
+ */
+async function withPublishLock<T>(
+  projectRoot: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = `${projectRoot}/.dist-publish.lock`;
+  for (;;) {
+    try {
+      await Deno.mkdir(lock);
+      break;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      const since = (await Deno.stat(lock).catch(() => undefined))?.mtime
+        ?.getTime();
+      if (since !== undefined && Date.now() - since > PUBLISH_LOCK_STALE_MS) {
+        log.warn("taking over a stale site publish lock", { lock });
+        await Deno.remove(lock, { recursive: true }).catch(() => {});
+      } else {
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await Deno.remove(lock, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * What a successful batch run does next, manual or scheduled: republish the
+ * site from the new marts and export (publishSite), then regenerate the dbt
+ * docs the BI pages link to. Throws with the build's output when either
+ * fails.
+ */
+export async function republishAfterBatch(
+  config: Pick<Config, "projectRoot" | "localDir" | "postgres">,
+): Promise<BuildResult> {
+  return await withPublishLock(config.projectRoot, async () => {
+    const site = await publishSite({ projectRoot: config.projectRoot });
+    if (!site.ok) {
+      throw new Error(`site build failed:\n${site.output.slice(-2000)}`);
+    }
+    const docs = await generateDocs(config);
+    if (!docs.run.ok) throw new Error("dbt docs generate failed");
+    return site;
+  });
 }
