@@ -86,6 +86,8 @@ export interface SoakOptions {
   settleMinutes: number;
   /** An event hour is closed once its end is this many minutes past. */
   closedGraceMinutes: number;
+  /** Keep the low rate after the stretches until the first event hour is closed. */
+  waitForClosedHour: boolean;
   /** LOGPIPE_PORT_OFFSET of the soak's own instance. */
   portOffset: number;
   /** LOGPIPE_HOME of the soak's own instance (wiped at start). */
@@ -102,6 +104,7 @@ export const SOAK_FLAGS = {
   "sample-seconds": { type: "string" },
   "soak-settle-minutes": { type: "string" },
   "soak-closed-grace-minutes": { type: "string" },
+  "soak-wait-closed-hour": { type: "boolean" },
   "soak-port-offset": { type: "string" },
   "soak-home": { type: "string" },
 } as const;
@@ -118,16 +121,42 @@ export const SOAK_USAGE = `
   --soak-high-rate N           events/s in it (default 2000)
   --sample-seconds N           sampling interval (default 60)
   --soak-settle-minutes N      start of each stretch shown but not fitted (default 5)
-  --soak-closed-grace-minutes N  an event hour counts as closed (and due for
-                               compaction) this long after its end (default 30)
+  --soak-closed-grace-minutes N  an event hour is judged as closed this long after
+                               its end (default: the batch's compaction grace,
+                               LOGPIPE_COMPACTION_GRACE_MINUTES, + 15 min for the next
+                               scheduled run to compact it)
+  --soak-wait-closed-hour      after the stretches, keep the low rate until the run's
+                               first event hour is closed, so files per closed hour
+                               are judged (a 60 + 15 min run otherwise ends first)
   --soak-port-offset N         LOGPIPE_PORT_OFFSET of the private instance (default 4700)
   --soak-home DIR              its LOGPIPE_HOME (default <LOGPIPE_HOME>/soak; wiped at start)`;
+
+/**
+ * Minutes after the compaction grace by which a closed hour must be
+ * compacted: one 10-minute batch schedule interval plus 5 for the run.
+ */
+export const COMPACTION_RUN_ALLOWANCE_MINUTES = 15;
+
+/**
+ * The batch's compaction grace from the configuration
+ * (LOGPIPE_COMPACTION_GRACE_MINUTES, `config.batch.compactionGraceMinutes`);
+ * 30, that setting's default, where the configuration has none yet.
+ */
+export function compactionGraceMinutes(
+  config: Pick<Config, "batch">,
+): number {
+  // Read by name: the setting arrives with the compaction work (#12).
+  const grace = (config.batch as Record<string, unknown>)
+    .compactionGraceMinutes;
+  return typeof grace === "number" ? grace : 30;
+}
 
 /** Validates the soak flags; UsageError (exit 2) names the bad one. */
 export function soakOptionsFromFlags(
   values: { [K in keyof typeof SOAK_FLAGS]?: string | boolean },
-  localDir: string,
+  config: Pick<Config, "localDir" | "batch">,
 ): SoakOptions {
+  const localDir = config.localDir;
   const str = (k: keyof typeof SOAK_FLAGS) => {
     const v = values[k];
     return typeof v === "string" ? v : undefined;
@@ -172,10 +201,11 @@ export function soakOptionsFromFlags(
     closedGraceMinutes: intFlag(
       "soak-closed-grace-minutes",
       str("soak-closed-grace-minutes"),
-      30,
+      compactionGraceMinutes(config) + COMPACTION_RUN_ALLOWANCE_MINUTES,
       0,
       1_440,
     ),
+    waitForClosedHour: values["soak-wait-closed-hour"] === true,
     // The highest default port (9870) plus the offset must stay a port.
     portOffset: intFlag(
       "soak-port-offset",
@@ -390,7 +420,79 @@ export function hourKey(date: string, hour: number): string {
 
 // ---------------------------------------------------------------- samples
 
-export type Phase = "low" | "high";
+/** The stretches of a run: low rate, high rate, and the optional low-rate tail. */
+export type Phase = "low" | "high" | "tail";
+
+/** A stretch of the run at one rate, [start, end) in epoch ms. */
+export interface Stretch {
+  phase: Phase;
+  rate: number;
+  start: number;
+  end: number;
+}
+
+/** Start of the event hour after the one holding `t` (epoch ms). */
+export function nextHourStart(t: number): number {
+  return Math.floor(t / 3_600_000) * 3_600_000 + 3_600_000;
+}
+
+/**
+ * The run's stretches and sample times for a run starting at t0: samples
+ * on a fixed grid from each stretch's start (a rate step happens exactly at
+ * a stretch's end, not at a sample). With waitForClosedHour, a low-rate
+ * tail follows until the run's first event hour counts as closed (its end
+ * + closedGraceMinutes), so the files-per-closed-hour check has an hour to
+ * judge.
+ */
+export function soakSchedule(
+  opts: Pick<
+    SoakOptions,
+    | "lowMinutes"
+    | "lowRate"
+    | "highMinutes"
+    | "highRate"
+    | "sampleSeconds"
+    | "closedGraceMinutes"
+    | "waitForClosedHour"
+  >,
+  t0: number,
+): { stretches: Stretch[]; samples: { due: number; phase: Phase }[] } {
+  const every = opts.sampleSeconds * 1000;
+  const lowEnd = t0 + opts.lowMinutes * 60_000;
+  const highEnd = lowEnd + opts.highMinutes * 60_000;
+  const stretches: Stretch[] = [
+    { phase: "low", rate: opts.lowRate, start: t0, end: lowEnd },
+  ];
+  if (opts.highMinutes > 0) {
+    stretches.push({
+      phase: "high",
+      rate: opts.highRate,
+      start: lowEnd,
+      end: highEnd,
+    });
+  }
+  const closedAt = nextHourStart(t0) + opts.closedGraceMinutes * 60_000;
+  if (opts.waitForClosedHour && closedAt > highEnd) {
+    stretches.push({
+      phase: "tail",
+      rate: opts.lowRate,
+      start: highEnd,
+      end: highEnd + Math.ceil((closedAt - highEnd) / every) * every,
+    });
+  }
+  const samples: { due: number; phase: Phase }[] = [];
+  for (const [i, st] of stretches.entries()) {
+    // The first stretch is sampled at its start too (the baseline).
+    for (
+      let t = i === 0 ? st.start : st.start + every;
+      t <= st.end;
+      t += every
+    ) {
+      samples.push({ due: t, phase: st.phase });
+    }
+  }
+  return { stretches, samples };
+}
 
 /** One sample of the running instance. */
 export interface SoakSample {
@@ -751,7 +853,7 @@ export function soakMetrics(samples: SoakSample[]): MetricDef[] {
 export function fitSoak(samples: SoakSample[]): SoakFit[] {
   const fits: SoakFit[] = [];
   for (const m of soakMetrics(samples)) {
-    for (const phase of ["low", "high"] as const) {
+    for (const phase of ["low", "high", "tail"] as const) {
       const inPhase = samples.filter((s) => s.phase === phase);
       if (!inPhase.length) continue;
       const xs: number[] = [], ys: number[] = [];
@@ -938,6 +1040,9 @@ export function formatSoakReport(r: SoakResult): string {
     `logpipe soak, ${r.at}: ${o.lowMinutes} min at ${o.lowRate} ev/s` +
       (o.highMinutes
         ? `, then ${o.highMinutes} min at ${o.highRate} ev/s`
+        : "") +
+      (r.samples.some((s) => s.phase === "tail")
+        ? `, then ${o.lowRate} ev/s until the first event hour closed`
         : "") +
       `; a sample every ${o.sampleSeconds} s; ${r.partitions} partitions` +
       (r.interrupted ? " (INTERRUPTED: partial)" : ""),
@@ -1309,30 +1414,28 @@ export async function runSoak(
 
     const runId = Date.now().toString(36);
     const t0 = Date.now();
-    const lowEnd = t0 + opts.lowMinutes * 60_000;
-    const every = opts.sampleSeconds * 1000;
-    // Samples on a fixed grid from each stretch's start (the rate step
-    // happens exactly at the end of the low stretch, not at a sample).
-    const schedule: { due: number; phase: Phase }[] = [];
-    for (let t = 0; t <= opts.lowMinutes * 60_000; t += every) {
-      schedule.push({ due: t0 + t, phase: "low" });
+    const plan = soakSchedule(opts, t0);
+    if (plan.stretches.some((st) => st.phase === "tail")) {
+      say(
+        `after the stretches the low rate goes on until ${
+          new Date(plan.stretches.at(-1)!.end).toISOString().slice(11, 16)
+        } UTC, when the run's first event hour counts as closed`,
+      );
     }
-    for (let t = every; t <= opts.highMinutes * 60_000; t += every) {
-      schedule.push({ due: lowEnd + t, phase: "high" });
-    }
-    startProducer(opts.lowRate, `soak-low-${runId}`);
     let phase: Phase = "low";
     let phaseStart = t0;
+    startProducer(opts.lowRate, `soak-low-${runId}`);
     const lastPid: Partial<Record<Component, number>> = {};
-    for (const [k, slot] of schedule.entries()) {
-      if (slot.phase === "high" && phase === "low") {
-        await sleepUntil(lowEnd, ctx.stop);
+    for (const [k, slot] of plan.samples.entries()) {
+      if (slot.phase !== phase) {
+        const next = plan.stretches.find((st) => st.phase === slot.phase)!;
+        await sleepUntil(next.start, ctx.stop);
         if (ctx.stop.aborted) break;
-        say(`raising the rate to ${opts.highRate} events/s`);
+        say(`${next.phase} stretch: ${next.rate} events/s`);
         await stopProducer();
-        startProducer(opts.highRate, `soak-high-${runId}`);
+        startProducer(next.rate, `soak-${next.phase}-${runId}`);
         delete lastPid.producer; // a new producer on purpose, not a restart
-        phase = "high";
+        phase = next.phase;
         phaseStart = Date.now();
       }
       await sleepUntil(slot.due, ctx.stop);
@@ -1489,7 +1592,7 @@ export async function soakMain(
   json: string | undefined,
   shared: Config = loadConfig(),
 ): Promise<number> {
-  const opts = soakOptionsFromFlags(values, shared.localDir);
+  const opts = soakOptionsFromFlags(values, shared);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);

@@ -3,6 +3,7 @@
 // flag validation. Fast; no services.
 import assert from "node:assert/strict";
 import { UsageError } from "../cli.ts";
+import { loadConfig } from "../config.ts";
 import {
   componentOfCmdline,
   COMPONENTS,
@@ -19,6 +20,7 @@ import {
   soakOptionsFromFlags,
   soakRequested,
   type SoakSample,
+  soakSchedule,
   soakVerdict,
 } from "./soak.ts";
 
@@ -275,6 +277,7 @@ Deno.test("fitSoak fits each stretch apart and leaves settling samples out", () 
     sampleSeconds: 60,
     settleMinutes: 2,
     closedGraceMinutes: 30,
+    waitForClosedHour: false,
     portOffset: 4700,
     home: "/tmp/soak",
   };
@@ -323,7 +326,8 @@ Deno.test("judgeHourFiles: only closed hours are judged, against partitions × t
 });
 
 Deno.test("soak flags: defaults, validation, and --soak required", () => {
-  const d = soakOptionsFromFlags({ soak: true }, "/x/.local");
+  const shared = loadConfig({ LOGPIPE_HOME: "/x/.local" });
+  const d = soakOptionsFromFlags({ soak: true }, shared);
   assert.deepEqual(
     [
       d.lowMinutes,
@@ -332,12 +336,21 @@ Deno.test("soak flags: defaults, validation, and --soak required", () => {
       d.highRate,
       d.sampleSeconds,
       d.home,
+      d.closedGraceMinutes,
+      d.waitForClosedHour,
     ],
-    [60, 50, 15, 2000, 60, "/x/.local/soak"],
+    [60, 50, 15, 2000, 60, "/x/.local/soak", 30 + 15, false],
+  );
+  // The closed-hour grace follows the batch's compaction grace.
+  const batch = { ...shared.batch, compactionGraceMinutes: 5 };
+  const withGrace = { ...shared, batch };
+  assert.equal(
+    soakOptionsFromFlags({ soak: true }, withGrace).closedGraceMinutes,
+    20,
   );
   const bad = (v: Record<string, string | boolean>, re: RegExp) =>
     assert.throws(
-      () => soakOptionsFromFlags({ soak: true, ...v }, "/x/.local"),
+      () => soakOptionsFromFlags({ soak: true, ...v }, shared),
       (e: Error) => e instanceof UsageError && re.test(e.message),
     );
   bad({ "soak-low-minutes": "0" }, /--soak-low-minutes must be between/);
@@ -359,4 +372,47 @@ Deno.test("soak flags: defaults, validation, and --soak required", () => {
     () => soakRequested({ soak: true, quick: true }),
     /--soak runs alone: drop --quick/,
   );
+});
+
+Deno.test("soakSchedule: samples on each stretch's grid, the rate step at the stretch end, an optional tail", () => {
+  const t0 = Date.parse("2026-12-01T10:10:00Z");
+  const base = {
+    lowMinutes: 4,
+    lowRate: 50,
+    highMinutes: 2,
+    highRate: 2000,
+    sampleSeconds: 50,
+    closedGraceMinutes: 45,
+    waitForClosedHour: false,
+  };
+  const plan = soakSchedule(base, t0);
+  assert.deepEqual(
+    plan.stretches.map((s) => [s.phase, s.rate, (s.end - s.start) / 60_000]),
+    [["low", 50, 4], ["high", 2000, 2]],
+  );
+  const at = (p: string) =>
+    plan.samples.filter((s) => s.phase === p).map((s) => (s.due - t0) / 1000);
+  // 240 s is not a multiple of 50: the last low sample is at 200 s, and the
+  // high stretch is sampled from its own start (240 s) on.
+  assert.deepEqual(at("low"), [0, 50, 100, 150, 200]);
+  assert.deepEqual(at("high"), [290, 340]);
+  assert.equal(
+    soakSchedule({ ...base, highMinutes: 0 }, t0).stretches.length,
+    1,
+  );
+
+  // The tail runs at the low rate until hour 10 is closed: 11:00 + 45 min.
+  const tail = soakSchedule({ ...base, waitForClosedHour: true }, t0);
+  const last = tail.stretches.at(-1)!;
+  assert.equal(last.phase, "tail");
+  assert.equal(last.rate, 50);
+  assert.ok(last.end >= Date.parse("2026-12-01T11:45:00Z"));
+  assert.ok(last.end < Date.parse("2026-12-01T11:45:00Z") + 50_000);
+  assert.equal(tail.samples.at(-1)!.due, last.end);
+  // No tail when the stretches already outlast the closing.
+  const long = soakSchedule(
+    { ...base, lowMinutes: 120, waitForClosedHour: true },
+    t0,
+  );
+  assert.equal(long.stretches.some((s) => s.phase === "tail"), false);
 });
