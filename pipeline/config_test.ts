@@ -298,3 +298,173 @@ Deno.test("docker-compose.yaml matches the configuration module", () => {
     new RegExp(`127\\.0\\.0\\.1:${DEFAULT_PORTS.kafka}`),
   );
 });
+
+// The Docker set-up, statically: safe (no root, no superuser app, nothing
+// secret in the image) and keeping its data (everything on the volumes).
+type ComposeService = {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  user?: string;
+  restart?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+};
+const readRepo = (path: string) =>
+  Deno.readTextFileSync(new URL(`../${path}`, import.meta.url));
+const composeServices = () =>
+  (parseYaml(readRepo("docker-compose.yaml")) as {
+    services: Record<string, ComposeService>;
+  }).services;
+/** The container path a named volume (or bind mount) is mounted on. */
+const mountOf = (s: ComposeService, source: string) =>
+  (s.volumes ?? []).map((v) => v.split(":")).find(([from]) => from === source)
+    ?.[1];
+
+Deno.test("compose: every service restarts, has a health check and runs unprivileged", () => {
+  const services = composeServices();
+  for (const [name, s] of Object.entries(services)) {
+    assert.equal(s.restart, "unless-stopped", `${name}: restart policy`);
+    assert.ok(
+      Array.isArray(s.healthcheck?.test) && s.healthcheck.test.length > 1,
+      `${name}: no health check`,
+    );
+    assert.ok(
+      s.user && !/^(root|0)(:|$)/.test(s.user),
+      `${name} runs as ${s.user ?? "the image's default user"}`,
+    );
+  }
+  // The app starts once every dependency is healthy, not merely started.
+  for (const dep of ["kafka", "namenode", "datanode", "postgres"]) {
+    assert.equal(
+      services.app.depends_on?.[dep]?.condition,
+      "service_healthy",
+      dep,
+    );
+  }
+  // The app's user is the Dockerfile's own, set before anything runs.
+  const dockerfile = readRepo("Dockerfile");
+  const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+  assert.equal(users.at(-1), services.app.user);
+  assert.ok(
+    dockerfile.indexOf(`USER ${services.app.user}`) <
+      dockerfile.indexOf("RUN npm ci"),
+    "npm ci runs as root",
+  );
+  // The HDFS image ends as its unprivileged user too.
+  const hadoop = readRepo(
+    `${services.namenode.build!.context}/${
+      services.namenode.build!.dockerfile
+    }`,
+  );
+  const hadoopUsers = [...hadoop.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+  assert.equal(hadoopUsers.at(-1), services.namenode.user);
+  assert.equal(services.datanode.user, services.namenode.user);
+});
+
+Deno.test("compose: Kafka, HDFS and Postgres keep their data on the volumes", () => {
+  const s = composeServices();
+  // Kafka's log (its data) on the volume: else down/up starts it empty.
+  assert.equal(
+    s.kafka.environment?.KAFKA_LOG_DIRS,
+    mountOf(s.kafka, "kafka-data"),
+  );
+  const nameDir = s.namenode.environment
+    ?.["HDFS-SITE.XML_dfs.namenode.name.dir"];
+  assert.ok(nameDir, "dfs.namenode.name.dir is not set");
+  assert.equal(nameDir, mountOf(s.namenode, "hdfs-name"));
+  // Formatted only once: the guard looks at the same folder.
+  assert.ok(s.namenode.command?.join(" ").includes(`-d ${nameDir}/current`));
+  const dataDir = s.datanode.environment
+    ?.["HDFS-SITE.XML_dfs.datanode.data.dir"];
+  assert.ok(dataDir, "dfs.datanode.data.dir is not set");
+  assert.equal(dataDir, mountOf(s.datanode, "hdfs-data"));
+  // The HDFS image creates both folders, owned by its user.
+  const hadoop = readRepo("docker/hadoop.Dockerfile");
+  assert.match(hadoop, new RegExp(`mkdir -p ${nameDir} ${dataDir}`));
+  assert.equal(
+    mountOf(s.postgres, "postgres-data"),
+    "/var/lib/postgresql/data",
+  );
+  assert.equal(mountOf(s.app, "app-state"), "/app/.local");
+});
+
+Deno.test("compose: the app's database role is no superuser, made by an init script", () => {
+  const s = composeServices();
+  const appUser = new URL(
+    s.app.environment!.LOGPIPE_DATABASE_URL.replace(/\$\{[^}]*\}/g, "pw"),
+  ).username;
+  const superuser = s.postgres.environment?.POSTGRES_USER;
+  assert.ok(superuser, "POSTGRES_USER must name the image's superuser");
+  assert.notEqual(appUser, superuser, "the app logs in as the superuser");
+  const initMount = (s.postgres.volumes ?? []).find((v) =>
+    v.includes(":/docker-entrypoint-initdb.d/")
+  );
+  assert.ok(initMount, "no init script");
+  const script = readRepo(initMount.split(":")[0].replace(/^\.\//, ""));
+  assert.match(
+    script,
+    new RegExp(
+      `create role ${appUser} login nosuperuser nocreatedb nocreaterole`,
+    ),
+  );
+  assert.match(script, new RegExp(`create database logpipe owner ${appUser}`));
+  assert.match(script, /revoke all on database logpipe from public/);
+  // Passwords are psql variables, never pasted into the SQL.
+  assert.doesNotMatch(script, /password '\$|password "\$/);
+  for (const v of ["LOGPIPE_POSTGRES_PASSWORD", "LOGPIPE_BI_PASSWORD"]) {
+    assert.ok(v in (s.postgres.environment ?? {}), `${v} not passed`);
+  }
+});
+
+Deno.test("compose: the build context leaves out secrets, state and node_modules", () => {
+  const rules = readRepo(".dockerignore").split("\n").map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  // Docker's matching, for the patterns used: a path (or a folder above it)
+  // matches a pattern with * globs; the last matching rule wins; ! re-includes.
+  const ignored = (path: string) => {
+    let out = false;
+    for (const rule of rules) {
+      const negate = rule.startsWith("!");
+      const pattern = rule.replace(/^!/, "").replace(/\/$/, "");
+      const re = new RegExp(
+        `^${
+          pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+            .join("[^/]*")
+        }(/.*)?$`,
+      );
+      const name = path.split("/").at(-1)!;
+      if (re.test(path) || (!pattern.includes("/") && re.test(name))) {
+        out = !negate;
+      }
+    }
+    return out;
+  };
+  for (
+    const path of [
+      ".env",
+      ".env.production",
+      ".local/postgres/logpipe.password",
+      ".local/postgres/data/PG_VERSION",
+      "node_modules/pg/package.json",
+      ".git/config",
+      "dist/index.html",
+      "pipeline/consumer/consumer.log",
+    ]
+  ) {
+    assert.ok(ignored(path), `${path} would be copied into the image`);
+  }
+  for (
+    const path of [
+      ".env.example",
+      "pipeline/config.ts",
+      "package-lock.json",
+      "deno.json",
+    ]
+  ) {
+    assert.ok(!ignored(path), `${path} would be left out of the image`);
+  }
+  assert.match(readRepo("Dockerfile"), /^COPY --chown=\S+ \. \.$/m);
+});
