@@ -1184,6 +1184,9 @@ export function soakEnv(opts: Pick<SoakOptions, "home" | "portOffset">) {
     ...Object.fromEntries(BLANKED.map((k) => [k, ""])),
     LOGPIPE_HOME: opts.home,
     LOGPIPE_PORT_OFFSET: String(opts.portOffset),
+    // dist/ belongs to the checkout, not to this instance: no batch run of
+    // the soak rebuilds it (as in the test environments), unless asked.
+    LOGPIPE_SITE_PUBLISH: Deno.env.get("LOGPIPE_SITE_PUBLISH") ?? "false",
   };
 }
 
