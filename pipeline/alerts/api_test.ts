@@ -140,6 +140,16 @@ Deno.test({
             ],
             [{ ...RULE, id: "x9", name: "" }, "name"],
             [{ ...RULE, id: "x10", extra: 1 }, "extra"],
+            // Inherited names are no metrics (`in` used to let them pass).
+            [{ ...RULE, id: "x11", metric: "constructor" }, "metric"],
+            [{ ...RULE, id: "x12", metric: "__proto__" }, "metric"],
+            [{ ...RULE, id: "x13", metric: "toString" }, "metric"],
+            [
+              `{"__proto__": {"metric": "error_rate"}, ${
+                JSON.stringify({ ...RULE, id: "x14" }).slice(1)
+              }`,
+              "__proto__",
+            ],
           ];
           for (const [body, field] of cases) {
             const res = await call("POST", "/api/alerts/rules", body);

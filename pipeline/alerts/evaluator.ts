@@ -42,7 +42,7 @@ import {
   readMetric,
 } from "./metrics.ts";
 import { describeCondition } from "./rules.ts";
-import { initialState, step } from "./state_machine.ts";
+import { initialState, type RuleState, step } from "./state_machine.ts";
 import * as store from "./store.ts";
 
 const log = logger("alerts");
@@ -169,17 +169,25 @@ export class AlertEvaluator {
       sent: 0,
       errors: 0,
     };
-    await withTransaction(this.pool, async (c) => {
-      const lock = await c.query<{ ok: boolean }>(
-        "select pg_try_advisory_xact_lock(hashtext($1)) as ok",
-        [EVAL_LOCK],
-      );
-      if (!lock.rows[0].ok) return;
-      summary.evaluated = true;
-      await this.#evaluate(c, now, summary);
-    });
+    let failure: unknown;
+    try {
+      await withTransaction(this.pool, async (c) => {
+        const lock = await c.query<{ ok: boolean }>(
+          "select pg_try_advisory_xact_lock(hashtext($1)) as ok",
+          [EVAL_LOCK],
+        );
+        if (!lock.rows[0].ok) return;
+        summary.evaluated = true;
+        await this.#evaluate(c, now, summary);
+      });
+    } catch (err) {
+      // Whatever failed here, notifications queued before (by an earlier
+      // tick or another evaluator) are still sent below.
+      failure = err;
+    }
     summary.sent = await this.dispatch();
     this.opts.onTick?.(summary);
+    if (failure !== undefined) throw failure;
     return summary;
   }
 
@@ -192,93 +200,32 @@ export class AlertEvaluator {
     const lagOnce: LagReader = () => (lag ??= this.#lag(now));
 
     for (const rule of rules) {
-      let prev = states.get(rule.id);
-      if (!prev) {
-        const counters = await store.nextCounters(db, rule.id);
-        prev = {
-          ...initialState(now, counters.episode),
-          notifySeq: counters.seq,
-        };
-      }
-      let reading: Reading = { value: null, samples: null, detail: {} };
-      let error: string | null = null;
-      if (rule.enabled) {
-        try {
-          reading = await readMetric(db, rule, now, lagOnce);
-        } catch (err) {
-          error = err instanceof Error ? err.message : String(err);
-          summary.errors++;
-          log.warn("metric read failed", { rule: rule.id, error });
-        }
-      }
-      const res = error
-        ? { state: prev, transitions: [], notifications: [], noData: true }
-        : step(rule, prev, reading, now);
-      await store.saveState(db, rule.id, res.state, {
-        value: reading.value,
-        samples: reading.samples,
-        error,
-        version: rule.version,
-      }, now);
-      if (res.state.state === "firing") summary.firing++;
-      for (const t of res.transitions) {
-        summary.transitions++;
-        const message = `${t.kind}: ${rule.metric} is ${
-          formatValue(rule.metric, reading.value)
-        } (${describeCondition(rule)})`;
-        await store.insertEvent(db, {
-          rule_id: rule.id,
-          rule_name: rule.name,
-          episode: res.state.episode,
-          kind: t.kind,
-          from_state: t.from,
-          to_state: t.to,
-          value: reading.value,
-          threshold: rule.threshold,
-          comparison: rule.comparison,
-          samples: reading.samples,
-          severity: rule.severity,
-          metric: rule.metric,
-          message,
-          at: now,
-        });
-        log.info("alert transition", {
-          rule: rule.id,
-          kind: t.kind,
-          from: t.from,
-          to: t.to,
-          value: reading.value,
-          threshold: rule.threshold,
-        });
-      }
-      for (const n of res.notifications) {
-        const notice: AlertNotice = {
-          kind: n.kind,
+      // Each rule in its own savepoint: whatever one rule does (an unknown
+      // metric, a failing query that aborts the transaction, a bad row), the
+      // others are evaluated and the tick commits what they queued.
+      await db.query("savepoint alert_rule");
+      try {
+        const counts = await this.#evaluateRule(
+          db,
           rule,
-          episode: n.episode,
-          seq: n.seq,
-          value: reading.value,
-          samples: reading.samples,
-          detail: reading.detail,
-          at: now,
-          firedAt: res.state.firedAt,
-          reason: !rule.enabled ? "rule disabled" : undefined,
-        };
-        const payload: OutboxPayload = {
-          slack: alertSlackPayload(notice),
-          email: alertEmail(notice),
-        };
-        for (const channel of rule.channels) {
-          await store.enqueueNotification(db, {
-            ruleId: rule.id,
-            episode: n.episode,
-            kind: n.kind,
-            seq: n.seq,
-            channel,
-            payload,
-          });
-          summary.queued++;
-        }
+          states.get(rule.id),
+          now,
+          lagOnce,
+        );
+        await db.query("release savepoint alert_rule");
+        summary.firing += counts.firing;
+        summary.transitions += counts.transitions;
+        summary.queued += counts.queued;
+        summary.errors += counts.errors;
+      } catch (err) {
+        await db.query("rollback to savepoint alert_rule");
+        summary.errors++;
+        const error = errorText(err);
+        log.warn("alert rule evaluation failed; the other rules go on", {
+          rule: rule.id,
+          error,
+        });
+        await this.#recordRuleError(db, rule, states.get(rule.id), error, now);
       }
     }
     await db.query(
@@ -292,6 +239,146 @@ export class AlertEvaluator {
         this.#startedAt,
       ],
     );
+  }
+
+  /**
+   * Evaluates one rule: reads its metric, steps its state machine, saves the
+   * state, records transitions and queues notifications. A metric read that
+   * fails (even an SQL error, which aborts the transaction) is rolled back
+   * to its own savepoint and recorded as the rule's error, its state kept.
+   */
+  async #evaluateRule(
+    db: Db,
+    rule: store.StoredRule,
+    stored: RuleState | undefined,
+    now: Date,
+    lag: LagReader,
+  ): Promise<
+    { firing: number; transitions: number; queued: number; errors: number }
+  > {
+    const counts = { firing: 0, transitions: 0, queued: 0, errors: 0 };
+    const prev = stored ?? await this.#initialState(db, rule.id, now);
+    let reading: Reading = { value: null, samples: null, detail: {} };
+    let error: string | null = null;
+    if (rule.enabled) {
+      await db.query("savepoint alert_metric");
+      try {
+        reading = await readMetric(db, rule, now, lag);
+        await db.query("release savepoint alert_metric");
+      } catch (err) {
+        await db.query("rollback to savepoint alert_metric");
+        error = errorText(err);
+        counts.errors++;
+        log.warn("metric read failed", { rule: rule.id, error });
+      }
+    }
+    const res = error
+      ? { state: prev, transitions: [], notifications: [], noData: true }
+      : step(rule, prev, reading, now);
+    await store.saveState(db, rule.id, res.state, {
+      value: reading.value,
+      samples: reading.samples,
+      error,
+      version: rule.version,
+    }, now);
+    if (res.state.state === "firing") counts.firing++;
+    for (const t of res.transitions) {
+      counts.transitions++;
+      const message = `${t.kind}: ${rule.metric} is ${
+        formatValue(rule.metric, reading.value)
+      } (${describeCondition(rule)})`;
+      await store.insertEvent(db, {
+        rule_id: rule.id,
+        rule_name: rule.name,
+        episode: res.state.episode,
+        kind: t.kind,
+        from_state: t.from,
+        to_state: t.to,
+        value: reading.value,
+        threshold: rule.threshold,
+        comparison: rule.comparison,
+        samples: reading.samples,
+        severity: rule.severity,
+        metric: rule.metric,
+        message,
+        at: now,
+      });
+      log.info("alert transition", {
+        rule: rule.id,
+        kind: t.kind,
+        from: t.from,
+        to: t.to,
+        value: reading.value,
+        threshold: rule.threshold,
+      });
+    }
+    for (const n of res.notifications) {
+      const notice: AlertNotice = {
+        kind: n.kind,
+        rule,
+        episode: n.episode,
+        seq: n.seq,
+        value: reading.value,
+        samples: reading.samples,
+        detail: reading.detail,
+        at: now,
+        firedAt: res.state.firedAt,
+        reason: !rule.enabled ? "rule disabled" : undefined,
+      };
+      const payload: OutboxPayload = {
+        slack: alertSlackPayload(notice),
+        email: alertEmail(notice),
+      };
+      for (const channel of rule.channels) {
+        await store.enqueueNotification(db, {
+          ruleId: rule.id,
+          episode: n.episode,
+          kind: n.kind,
+          seq: n.seq,
+          channel,
+          payload,
+        });
+        counts.queued++;
+      }
+    }
+    return counts;
+  }
+
+  /** The state of a rule evaluated for the first time (episode counters resume). */
+  async #initialState(db: Db, ruleId: string, now: Date): Promise<RuleState> {
+    const counters = await store.nextCounters(db, ruleId);
+    return { ...initialState(now, counters.episode), notifySeq: counters.seq };
+  }
+
+  /**
+   * After a rule's savepoint was rolled back: keeps its state as it was and
+   * records the error (shown by the API and the site). Best effort, in its
+   * own savepoint: if even that fails, the error is only logged.
+   */
+  async #recordRuleError(
+    db: Db,
+    rule: store.StoredRule,
+    stored: RuleState | undefined,
+    error: string,
+    now: Date,
+  ): Promise<void> {
+    await db.query("savepoint alert_rule_error");
+    try {
+      const prev = stored ?? await this.#initialState(db, rule.id, now);
+      await store.saveState(db, rule.id, prev, {
+        value: null,
+        samples: null,
+        error: error.slice(0, 1000),
+        version: rule.version,
+      }, now);
+      await db.query("release savepoint alert_rule_error");
+    } catch (err) {
+      await db.query("rollback to savepoint alert_rule_error");
+      log.warn("could not record the rule's error", {
+        rule: rule.id,
+        error: errorText(err),
+      });
+    }
   }
 
   /**
@@ -405,6 +492,10 @@ export class AlertEvaluator {
     ).catch(() => {});
     if (this.#ownPool) await this.pool.end();
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

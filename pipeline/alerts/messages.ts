@@ -10,7 +10,7 @@ import {
   slackEscape,
   type SlackPayload,
 } from "../notify/messages.ts";
-import { type AlertRule, describeCondition, METRICS } from "./rules.ts";
+import { type AlertRule, describeCondition, metricInfo } from "./rules.ts";
 import type { NotificationKind } from "./state_machine.ts";
 
 /** Everything a notification describes. */
@@ -52,7 +52,7 @@ export function formatValue(
   v: number | null,
 ): string {
   if (v === null) return "no data";
-  const unit = METRICS[metric].unit;
+  const unit = metricInfo(metric).unit;
   const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
   const n = v.toLocaleString("en-US", { maximumFractionDigits: digits });
   return unit === "%" ? `${n} %` : `${n} ${unit}`;

@@ -9,7 +9,11 @@
  * for the message (e.g. "412 errors of 1,030 events").
  */
 import type { Admin } from "kafkajs";
-import type { AlertRule, RuleFilter } from "./rules.ts";
+import {
+  type AlertRule,
+  type RuleFilter,
+  UnknownMetricError,
+} from "./rules.ts";
 import type { Observation } from "./state_machine.ts";
 
 /** What the queries need from a pg Pool or client. */
@@ -91,7 +95,10 @@ async function coveredSecs(
   return (win.to.getTime() - since) / 1000;
 }
 
-/** Reads the current value of `rule`'s metric. */
+/**
+ * Reads the current value of `rule`'s metric. Throws UnknownMetricError for
+ * a metric that is not one of METRICS (`constructor` included).
+ */
 export async function readMetric(
   db: Db,
   rule: Pick<AlertRule, "metric" | "filter" | "window_secs">,
@@ -242,6 +249,13 @@ export async function readMetric(
           last_success: rows[0].last_success?.toISOString() ?? null,
         },
       };
+    }
+    default: {
+      // Validated rules never get here; a row written by hand or before the
+      // CHECK on alert_rules.metric must fail loudly (the evaluator records
+      // the error on that rule alone), never read as "no data".
+      const unknown: never = rule.metric;
+      throw new UnknownMetricError(String(unknown));
     }
   }
 }

@@ -122,6 +122,33 @@ export const METRICS = {
 export type MetricId = keyof typeof METRICS;
 export const METRIC_IDS = Object.keys(METRICS) as MetricId[];
 
+/**
+ * True when `id` names a metric of METRICS. An OWN-property lookup: `id in
+ * METRICS` (or METRICS[id]) also sees what every object inherits, so
+ * `constructor`, `__proto__` or `toString` would pass as metrics.
+ */
+export function isMetricId(id: unknown): id is MetricId {
+  return typeof id === "string" && Object.hasOwn(METRICS, id);
+}
+
+/** A rule names a metric the evaluator does not know. */
+export class UnknownMetricError extends Error {
+  override name = "UnknownMetricError";
+  constructor(readonly metric: string) {
+    super(
+      `unknown metric "${metric.slice(0, 60)}" (known: ${
+        METRIC_IDS.join(", ")
+      })`,
+    );
+  }
+}
+
+/** What the evaluator knows about `id`; throws UnknownMetricError otherwise. */
+export function metricInfo(id: string): MetricInfo {
+  if (!isMetricId(id)) throw new UnknownMetricError(id);
+  return METRICS[id];
+}
+
 /** A validated rule, as stored in monitoring.alert_rules. */
 export interface AlertRule {
   id: string;
@@ -287,14 +314,9 @@ export function validateRule(input: unknown): AlertRule {
   if (r.metric === undefined) err("metric", "is required");
   else if (typeof r.metric !== "string") {
     err("metric", `must be a string, got ${typeOf(r.metric)}`);
-  } else if (!(r.metric in METRICS)) {
-    err(
-      "metric",
-      `unknown metric "${r.metric.slice(0, 60)}" (known: ${
-        METRIC_IDS.join(", ")
-      })`,
-    );
-  } else metric = r.metric as MetricId;
+  } else if (!isMetricId(r.metric)) {
+    err("metric", new UnknownMetricError(r.metric).message);
+  } else metric = r.metric;
   const info: MetricInfo | undefined = metric ? METRICS[metric] : undefined;
 
   let windowSecs = 0;
@@ -516,7 +538,7 @@ export function recovered(
 export function describeCondition(
   rule: Pick<AlertRule, "metric" | "comparison" | "threshold" | "window_secs">,
 ): string {
-  const info = METRICS[rule.metric];
+  const info = metricInfo(rule.metric);
   const unit = info.unit === "%" ? " %" : ` ${info.unit}`;
   const win = rule.metric === "minutes_since_last_batch"
     ? ""

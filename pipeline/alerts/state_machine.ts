@@ -17,7 +17,7 @@
  *   passed since the rule's previous one, so a flapping rule notifies at
  *   most once per cooldown.
  */
-import { type AlertRule, breaches, METRICS, recovered } from "./rules.ts";
+import { type AlertRule, breaches, metricInfo, recovered } from "./rules.ts";
 
 export type AlertStateName = "ok" | "pending" | "firing";
 
@@ -97,7 +97,7 @@ export function isNoData(
   obs: Observation,
 ): boolean {
   if (obs.value === null || !Number.isFinite(obs.value)) return true;
-  const gated = METRICS[rule.metric].samples !== null;
+  const gated = metricInfo(rule.metric).samples !== null;
   return gated && rule.min_events > 0 && (obs.samples ?? 0) < rule.min_events;
 }
 

@@ -6,13 +6,18 @@
  */
 import assert from "node:assert/strict";
 import {
+  type AlertRule,
   breaches,
+  isMetricId,
   METRIC_IDS,
+  metricInfo,
   recovered,
   RuleValidationError,
   slugify,
+  UnknownMetricError,
   validateRule,
 } from "./rules.ts";
+import { readMetric } from "./metrics.ts";
 import {
   DEFAULT_RULES,
   defaultRules,
@@ -108,6 +113,44 @@ Deno.test("validateRule: each kind of invalid rule names its field", () => {
     }
   })();
   assert.match(err!.message, /field "metric": unknown metric "nope"/);
+});
+
+Deno.test("metric names are own properties only: constructor, __proto__ and friends are unknown", async () => {
+  const inherited = [
+    "constructor",
+    "__proto__",
+    "toString",
+    "hasOwnProperty",
+    "valueOf",
+    "__defineGetter__",
+  ];
+  for (const metric of inherited) {
+    assert.deepEqual(fieldsOf({ ...BASE, metric }), ["metric"], metric);
+    assert.equal(isMetricId(metric), false);
+    assert.throws(() => metricInfo(metric), UnknownMetricError);
+  }
+  // Parsed from JSON, a "__proto__" key is a field like any other: unknown.
+  assert.deepEqual(
+    fieldsOf(JSON.parse(`{"__proto__": {"metric": "error_rate"}, "name": "x",
+      "metric": "error_rate", "window_secs": 60, "comparison": ">", "threshold": 1}`)),
+    ["__proto__"],
+  );
+  for (const id of METRIC_IDS) assert.ok(isMetricId(id), id);
+  // readMetric throws (it used to answer undefined) before touching the db.
+  const db = {
+    query: () => Promise.reject(new Error("no query expected")),
+  };
+  for (const metric of inherited) {
+    await assert.rejects(
+      () =>
+        readMetric(
+          db,
+          { metric, filter: {}, window_secs: 60 } as unknown as AlertRule,
+          new Date(),
+        ),
+      UnknownMetricError,
+    );
+  }
 });
 
 Deno.test("validateRule: filters are normalised; slugify makes ids", () => {
