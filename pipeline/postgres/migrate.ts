@@ -146,6 +146,10 @@ begin
 end
 $grants$`;
 
+/** The BI role docker/postgres-init.sh creates, and its role-managing function. */
+const COMPOSE_BI_USER = "logpipe_bi";
+const APPLY_BI_ROLE = "logpipe_admin.apply_bi_role(text,text,integer)";
+
 type Queryable = {
   query: (
     sql: string,
@@ -155,10 +159,10 @@ type Queryable = {
 
 /**
  * The BI role and its grants. The role itself (creation, password, limits) is
- * managed here when the owner role may (superuser or CREATEROLE, e.g.
- * docker-compose's); locally the bootstrap does it as the superuser; on a
- * managed database without CREATEROLE it is the DBA's, and a role missing its
- * limits is reported.
+ * managed here when the owner role may (superuser or CREATEROLE), or through
+ * docker-compose's logpipe_admin.apply_bi_role(); locally the bootstrap does
+ * it as the superuser; on a managed database without either it is the DBA's,
+ * and a role missing its limits is reported.
  */
 async function applyBiRole(
   client: Queryable,
@@ -173,6 +177,25 @@ async function applyBiRole(
       "select 1 from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
     );
     if (me.rowCount) await client.query(BI_ROLE_SQL);
+    else if (postgres.biUser === COMPOSE_BI_USER) {
+      // docker-compose: the owner may not manage roles, but the init script
+      // (docker/postgres-init.sh) lets it apply these to logpipe_bi alone.
+      const admin = await client.query(
+        `select 1 where to_regprocedure($1) is not null
+           and has_function_privilege(to_regprocedure($1), 'execute')`,
+        [APPLY_BI_ROLE],
+      );
+      if (admin.rowCount) {
+        await client.query(
+          "select logpipe_admin.apply_bi_role($1, $2, $3)",
+          [
+            postgres.biPassword ?? "",
+            settings["logpipe.bi_statement_timeout"],
+            postgres.biConnectionLimit,
+          ],
+        );
+      }
+    }
   } finally {
     // The password stays in this session no longer than needed.
     await client.query("select set_config('logpipe.bi_password', '', false)");

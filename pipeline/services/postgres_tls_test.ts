@@ -89,7 +89,7 @@ const HOSTILE_PASSWORD = `it's "quoted"; $$ drop role x; $$ \\ end`;
 
 Deno.test({
   name:
-    "own Postgres: TLS with a self-signed certificate (mode 600), hostssl + scram-sha-256 only for LOGPIPE_POSTGRES_ALLOW, plain text refused; BI role limits, password and compose-mode creation",
+    "own Postgres: TLS with a self-signed certificate (mode 600), hostssl + scram-sha-256 only for LOGPIPE_POSTGRES_ALLOW, plain text refused; BI role limits and password in local, docker-compose and external mode",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -312,7 +312,51 @@ Deno.test({
       );
 
       await t.step(
-        "compose / external mode: an owner with CREATEROLE creates the BI role with its limits, re-keys it, and PUBLIC loses CONNECT/TEMP",
+        "docker-compose's owner may not manage roles: migrate applies the BI password and limits through the init script's logpipe_admin.apply_bi_role()",
+        async () => {
+          const script = Deno.readTextFileSync(
+            new URL("../../docker/postgres-init.sh", import.meta.url),
+          );
+          const fn = /-- logpipe_admin: begin\n([\s\S]*?)-- logpipe_admin: end/
+            .exec(script)?.[1];
+          assert.ok(fn, "the init script defines logpipe_admin");
+          // This instance's owner `logpipe` has no CREATEROLE, like compose's.
+          await superuserSql(
+            config,
+            `alter role logpipe_bi reset all;
+             alter role logpipe_bi connection limit -1;
+             ${fn}`,
+            "logpipe",
+          );
+          await migrate(
+            loadConfig({ ...base, LOGPIPE_BI_PASSWORD: "via-admin-function" }),
+          );
+          const [state] = await withConnection(
+            config.postgres.url,
+            async (c) =>
+              (await c.query(BI_ROLE_STATE_SQL, ["logpipe_bi"])).rows,
+          );
+          assert.equal(state.rolconnlimit, 2);
+          assert.deepEqual([...state.setconfig].sort(), [
+            "default_transaction_read_only=on",
+            "statement_timeout=1s",
+          ]);
+          await withConnection(
+            biUrl("via-admin-function"),
+            () => Promise.resolve(),
+          );
+          // Only the owner may call it.
+          const denied = await superuserSql(
+            config,
+            "select has_function_privilege('logpipe_bi', 'logpipe_admin.apply_bi_role(text,text,integer)', 'execute')",
+            "logpipe",
+          );
+          assert.equal(denied.trim(), "f");
+        },
+      );
+
+      await t.step(
+        "external mode: an owner with CREATEROLE creates the BI role with its limits, re-keys it, and PUBLIC loses CONNECT/TEMP",
         async () => {
           await superuserSql(
             config,
@@ -349,7 +393,7 @@ Deno.test({
           // Another login role of the cluster no longer gets in through PUBLIC.
           await assert.rejects(
             withConnection(
-              biUrl("second-password-1", "compose_db"),
+              biUrl("via-admin-function", "compose_db"),
               () => Promise.resolve(),
             ),
             /permission denied for database/,
