@@ -1,16 +1,23 @@
 /**
- * The Power BI connection file offered for download on the BI pages: the dbt
- * project's `dbt/powerbi/*.pbids` when present, otherwise the same standard
- * PostgreSQL data-source file built from the configured database (no
- * credentials: Power BI asks for the read-only BI role's password).
+ * The Power BI connection file offered for download on the BI pages: when
+ * LOGPIPE_POSTGRES_LISTEN opens the local cluster to other hosts (e.g. Power
+ * BI on the Windows side of WSL2), one naming the address they use;
+ * otherwise the dbt project's `dbt/powerbi/*.pbids`, or the same file built
+ * from the configured database (no credentials: Power BI asks for the
+ * read-only BI role's password).
  */
 import { loadConfig } from "../../pipeline/config.ts";
+import { pbids, reachableServer } from "../../pipeline/powerbi/pbids.ts";
 
+const config = loadConfig();
+const opened = reachableServer(config);
 const dir = new URL("../../dbt/powerbi/", import.meta.url);
-let text: string | undefined;
+let text: string | undefined = opened
+  ? JSON.stringify(pbids(opened, config.postgres.database), null, 2)
+  : undefined;
 try {
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".pbids")) {
+    if (!text && entry.isFile && entry.name.endsWith(".pbids")) {
       text = await Deno.readTextFile(new URL(entry.name, dir));
       break;
     }
@@ -19,22 +26,9 @@ try {
   // no dbt/powerbi folder yet
 }
 if (!text) {
-  const { postgres } = loadConfig();
+  const { postgres } = config;
   text = JSON.stringify(
-    {
-      version: "0.1",
-      connections: [{
-        details: {
-          protocol: "postgresql",
-          address: {
-            server: `${postgres.host}:${postgres.port}`,
-            database: postgres.database,
-          },
-        },
-        options: {},
-        mode: "DirectQuery",
-      }],
-    },
+    pbids(`${postgres.host}:${postgres.port}`, postgres.database),
     null,
     2,
   );

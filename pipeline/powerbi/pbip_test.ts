@@ -9,7 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { Ajv } from "ajv";
+import { DEFAULT_PORTS, loadConfig } from "../config.ts";
 import { daxReferences, readTmdlModel, type TmdlModel } from "./tmdl.ts";
+import { pbids, reachableServer } from "./pbids.ts";
 
 const PBI_DIR = new URL("../../dbt/powerbi/", import.meta.url).pathname;
 const SCHEMA_DIR = `${PBI_DIR}schemas`;
@@ -311,15 +313,39 @@ Deno.test("PBIP: the semantic model is consistent: relationships, DAX references
   assert.deepEqual(params.sort(), ["PostgresDatabase", "PostgresServer"]);
 });
 
-Deno.test("the .pbids names the local cluster's address and database in DirectQuery", () => {
-  const pbids = readJson(`${PBI_DIR}logpipe.pbids`);
-  const [c] = pbids.connections;
-  assert.equal(c.details.protocol, "postgresql");
-  assert.deepEqual(c.details.address, {
-    server: "127.0.0.1:5433",
-    database: "logpipe",
-  });
-  assert.equal(c.mode, "DirectQuery");
+Deno.test(".pbids: the repository's file is the local cluster's; an opened cluster is served under the address other hosts use", () => {
+  const local = loadConfig({});
+  assert.deepEqual(
+    readJson(`${PBI_DIR}logpipe.pbids`),
+    pbids(`127.0.0.1:${DEFAULT_PORTS.postgres}`, local.postgres.database),
+  );
   const server = model().expressions.find((e) => e.name === "PostgresServer")!;
-  assert.ok(server.expression.startsWith(`"${c.details.address.server}"`));
+  assert.ok(
+    server.expression.startsWith(`"127.0.0.1:${DEFAULT_PORTS.postgres}"`),
+  );
+  assert.equal(reachableServer(local), undefined);
+  const nics = () =>
+    [
+      { family: "IPv4", address: "127.0.0.1" },
+      { family: "IPv4", address: "172.29.160.5" },
+    ] as Deno.NetworkInterfaceInfo[];
+  const opened = (listen: string) =>
+    loadConfig({
+      LOGPIPE_POSTGRES_TLS: "on",
+      LOGPIPE_POSTGRES_LISTEN: listen,
+      LOGPIPE_PORT_OFFSET: "10",
+    });
+  assert.equal(reachableServer(opened("0.0.0.0"), nics), "172.29.160.5:5443");
+  assert.equal(reachableServer(opened("10.1.2.3"), nics), "10.1.2.3:5443");
+  assert.equal(
+    reachableServer(
+      loadConfig({
+        LOGPIPE_DATABASE_URL: "postgres://u:p@db.example:5432/logpipe",
+        LOGPIPE_POSTGRES_TLS: "on",
+        LOGPIPE_POSTGRES_LISTEN: "0.0.0.0",
+      }),
+      nics,
+    ),
+    undefined,
+  );
 });
