@@ -48,6 +48,7 @@ import { SERVICES, servicesDown } from "../services/manager.ts";
 import {
   isAlive,
   portIsFree,
+  readLiveProcessRecord,
   sleep,
   stopProcess,
   tailFile,
@@ -533,19 +534,16 @@ function componentPids(
   producerPid: number | undefined,
 ): Partial<Record<Component, number>> {
   const out: Partial<Record<Component, number>> = {};
-  try {
-    const run = JSON.parse(
-      Deno.readTextFileSync(`${config.localDir}/run/up.json`),
-    ) as { children?: number[] };
-    for (const pid of run.children ?? []) {
-      try {
-        const name = componentOfCmdline(
-          Deno.readTextFileSync(`/proc/${pid}/cmdline`),
-        );
-        if (name && isAlive(pid)) out[name] = pid;
-      } catch { /* exited meanwhile */ }
-    }
-  } catch { /* up not (yet) running */ }
+  // up's run file: missing until up runs its components.
+  const run = readLiveProcessRecord(`${config.localDir}/run/up.json`);
+  for (const pid of run.children) {
+    try {
+      const name = componentOfCmdline(
+        Deno.readTextFileSync(`/proc/${pid}/cmdline`),
+      );
+      if (name && isAlive(pid)) out[name] = pid;
+    } catch { /* exited meanwhile */ }
+  }
   if (producerPid !== undefined && isAlive(producerPid)) {
     out.producer = producerPid;
   }
@@ -1225,16 +1223,16 @@ function prepareHome(config: Config, shared: Config): void {
     }
     const running = (["kafka", "namenode", "datanode", "postgres"] as const)
       .map((n) => [n, SERVICES[n].pid(config)] as const).filter(([, p]) => p);
-    let upPid: number | undefined;
-    try {
-      upPid = JSON.parse(
-        Deno.readTextFileSync(`${home}/run/up.json`),
-      ).pid;
-    } catch { /* none */ }
-    if (running.length || (upPid && isAlive(upPid))) {
+    const upPid = readLiveProcessRecord(`${home}/run/up.json`).up;
+    const strays = processesOfInstance(home);
+    if (running.length || upPid || strays.length) {
       throw new Error(
         `a previous soak instance still runs in ${home} (${
-          [...running.map(([n, p]) => `${n} ${p}`), upPid ? `up ${upPid}` : ""]
+          [
+            ...running.map(([n, p]) => `${n} ${p}`),
+            upPid ? `up ${upPid}` : "",
+            strays.length ? `pids ${strays.join(" ")}` : "",
+          ]
             .filter(Boolean).join(", ")
         }); stop it with: LOGPIPE_HOME=${home} LOGPIPE_PORT_OFFSET=${
           config.ports.kafka - DEFAULT_PORTS.kafka
@@ -1265,6 +1263,26 @@ function assertPortsFree(config: Config): void {
       );
     }
   }
+}
+
+/** `KEY=value` entries of a /proc/<pid>/environ text (NUL-separated). */
+export function environHas(environ: string, entry: string): boolean {
+  return environ.split("\0").includes(entry);
+}
+
+/** Live processes (not this one) whose environment names the instance's home. */
+function processesOfInstance(home: string): number[] {
+  const entry = `LOGPIPE_HOME=${home}`;
+  const out: number[] = [];
+  for (const s of readAllStats()) {
+    if (s.pid === Deno.pid || s.state === "Z" || s.state === "X") continue;
+    try {
+      if (environHas(Deno.readTextFileSync(`/proc/${s.pid}/environ`), entry)) {
+        out.push(s.pid);
+      }
+    } catch { /* exited, or not ours to read */ }
+  }
+  return out;
 }
 
 /** Pids of the processes in a process group. */
@@ -1543,12 +1561,9 @@ export async function runSoak(
     }
     // Components run in sessions of their own; any left behind (up killed)
     // are named in its run file.
-    try {
-      const run = JSON.parse(
-        Deno.readTextFileSync(`${config.localDir}/run/up.json`),
-      ) as { children?: number[] };
-      await Promise.all((run.children ?? []).map((p) => stopProcess(p)));
-    } catch { /* removed by a clean stop */ }
+    // (A clean stop removed the file: nothing to do then.)
+    const run = readLiveProcessRecord(`${config.localDir}/run/up.json`);
+    await Promise.all(run.children.map((p) => stopProcess(p)));
     const left = (["kafka", "namenode", "datanode", "postgres"] as const)
       .filter((n) => SERVICES[n].pid(config) !== undefined);
     if (left.length) {
@@ -1556,6 +1571,16 @@ export async function runSoak(
         `stopping the instance's services up left running: ${left.join(", ")}`,
       );
       await servicesDown({ config });
+    }
+    // What a component started and left behind when it was killed (a dbt
+    // run of a batch that got SIGKILL, say) carries the instance's
+    // LOGPIPE_HOME in its environment (the services, stopped above, too).
+    const strays = processesOfInstance(config.localDir);
+    if (strays.length) {
+      say(
+        `stopping ${strays.length} leftover process(es): ${strays.join(", ")}`,
+      );
+      await Promise.all(strays.map((p) => stopProcess(p, 10_000)));
     }
     say(
       `stopped; state and logs stay in ${config.localDir} until the next soak`,

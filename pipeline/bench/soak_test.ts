@@ -7,6 +7,7 @@ import { loadConfig } from "../config.ts";
 import {
   componentOfCmdline,
   COMPONENTS,
+  environHas,
   FILES_PER_PARTITION_HOUR,
   fitSoak,
   formatSoakReport,
@@ -415,4 +416,16 @@ Deno.test("soakSchedule: samples on each stretch's grid, the rate step at the st
     t0,
   );
   assert.equal(long.stretches.some((s) => s.phase === "tail"), false);
+});
+
+Deno.test("environHas matches a whole KEY=value entry of /proc/<pid>/environ", () => {
+  const env =
+    "PATH=/usr/bin\0LOGPIPE_HOME=/w/.local/soak\0LOGPIPE_PORT_OFFSET=4700\0";
+  assert.equal(environHas(env, "LOGPIPE_HOME=/w/.local/soak"), true);
+  assert.equal(environHas(env, "LOGPIPE_HOME=/w/.local"), false);
+  assert.equal(environHas(env, "LOGPIPE_HOME=/w/.local/soak2"), false);
+  assert.equal(
+    environHas(Deno.readTextFileSync(`/proc/${Deno.pid}/environ`), "NOPE=1"),
+    false,
+  );
 });
