@@ -1,0 +1,194 @@
+/**
+ * The flush/commit path: a partition's open micro-batch → files (Parquet
+ * per event hour via DuckDB, NDJSON dead letters per day) → the HDFS commit
+ * protocol (../zones/commit.ts) → only then the Kafka offset.
+ *
+ * Partitions flush concurrently, one flush per partition at a time. Due
+ * batches (age, caught-up) are flushed in the background by the run loop's
+ * tick, so reading goes on while DuckDB and HDFS work; a FULL batch is
+ * flushed inside eachBatch, which is the back-pressure.
+ */
+import { formatDataFileName } from "../zones/names.ts";
+import type { BatchFile, HdfsCommitter } from "../zones/commit.ts";
+import type { ParquetWriter } from "./parquet_writer.ts";
+import type { MetricsAggregator } from "./metrics.ts";
+import type { ConsumerContext, PartitionControl } from "./context.ts";
+import type { PartitionOwnership, PartitionState } from "./partitions.ts";
+import type { Failpoints } from "./failpoints.ts";
+import { retry, RetryAborted } from "./retry.ts";
+
+/** Writes and commits partitions' open batches. */
+export class BatchFlusher {
+  /** In-flight flush per partition. */
+  #flushing = new Map<number, Promise<void>>();
+  /** Batches committed since start. */
+  batches = 0;
+
+  constructor(
+    readonly ctx: ConsumerContext,
+    readonly ownership: PartitionOwnership,
+    readonly committer: HdfsCommitter,
+    readonly parquet: ParquetWriter,
+    readonly kafka: PartitionControl,
+    readonly metrics: MetricsAggregator,
+    readonly failpoints: Failpoints,
+    /** Called after each committed batch (status back to "running"). */
+    readonly onCommitted: () => void = () => {},
+  ) {}
+
+  /** Starts (without waiting) the flush of every due partition not already flushing. */
+  flushDue(gen: number, due: (p: number, st: PartitionState) => boolean): void {
+    for (const [p, st] of this.ownership.states) {
+      if (st.buffer && !this.#flushing.has(p) && due(p, st)) {
+        this.#start(p, gen, "due").catch((err) => this.#onError(err));
+      }
+    }
+  }
+
+  #onError(err: unknown): void {
+    if (err instanceof RetryAborted) return;
+    this.ctx.log.error("flush failed", { error: err });
+    this.ctx.fail(err);
+  }
+
+  /** Starts the flush of partition p's open batch; one flush per partition at a time. */
+  #start(p: number, gen: number, why: string): Promise<void> {
+    const running = this.#flushing.get(p);
+    if (running) return running;
+    const run = this.#flush(p, gen, why).finally(() =>
+      this.#flushing.delete(p)
+    );
+    this.#flushing.set(p, run);
+    return run;
+  }
+
+  /** Waits for p's in-flight flush, then flushes what it holds now. */
+  async flushNow(p: number, gen: number, why: string): Promise<void> {
+    for (let f = this.#flushing.get(p); f; f = this.#flushing.get(p)) await f;
+    await this.#start(p, gen, why);
+  }
+
+  /** Flushes every partition's open batch (concurrently) and waits. */
+  async flushAll(why: string): Promise<void> {
+    const gen = this.ownership.generation;
+    await Promise.all(
+      [...this.ownership.states.keys()].map((p) => this.flushNow(p, gen, why)),
+    );
+  }
+
+  /** Waits until no flush is in flight. */
+  async settle(): Promise<void> {
+    while (this.#flushing.size) {
+      await Promise.allSettled([...this.#flushing.values()]);
+    }
+  }
+
+  /** Writes and commits the open batch of partition `p` (via #start only). */
+  async #flush(p: number, gen: number, why: string): Promise<void> {
+    const { topic, log } = this.ctx;
+    const st = this.ownership.states.get(p);
+    const b = st?.buffer;
+    if (!st || !b || b.records === 0) return;
+    st.buffer = undefined;
+    const stillOwner = () =>
+      this.ownership.owns(p, gen, st) && !this.ctx.forced();
+    if (!stillOwner()) {
+      await b.discard();
+      return;
+    }
+    const t0 = performance.now();
+    try {
+      const groups = await b.finish();
+      const files: BatchFile[] = [];
+      let bytes = 0;
+      for (const g of groups) {
+        const name = formatDataFileName({
+          topic,
+          partition: p,
+          firstOffset: g.firstOffset,
+          lastOffset: g.lastOffset,
+          extension: g.kind === "raw" ? "parquet" : "ndjson",
+        });
+        let data: Uint8Array;
+        if (g.kind === "raw") {
+          const out = `${g.path}.parquet`;
+          const rows = await retry(() => this.parquet.convert(g.path, out), {
+            maxAttempts: 5,
+            initialMs: 500,
+            aborted: () => this.ctx.forced(),
+            onError: (err, attempt) =>
+              log.warn("Parquet conversion failed", { attempt, error: err }),
+          });
+          if (rows !== g.count) {
+            throw new Error(
+              `DuckDB wrote ${rows} rows to ${name}, expected ${g.count}`,
+            );
+          }
+          data = await Deno.readFile(out);
+          await Deno.remove(out).catch(() => {});
+        } else {
+          data = await Deno.readFile(g.path);
+        }
+        bytes += data.byteLength;
+        files.push({ zone: g.kind, dir: g.dir, name, bytes: data });
+      }
+      const prepareMs = Math.round(performance.now() - t0);
+      const ok = await this.committer.commit(
+        {
+          topic,
+          partition: p,
+          firstOffset: b.firstOffset,
+          lastOffset: b.lastOffset,
+          files,
+        },
+        {
+          stillOwner,
+          onPhase: (phase) => this.failpoints.reached(phase),
+        },
+        (what, fn) => this.ctx.retry(what, fn),
+      );
+      if (!ok) {
+        log.warn("batch not committed: partition no longer ours", {
+          partition: p,
+          firstOffset: b.firstOffset,
+          lastOffset: b.lastOffset,
+        });
+        if (stillOwner()) {
+          // Fenced although we still hold it: re-read from the durable point.
+          st.nextOffset = st.durableOffset;
+          this.kafka.seek(p, st.durableOffset);
+        }
+        return;
+      }
+      st.durableOffset = b.lastOffset + 1;
+      st.lastProgressMs = Date.now();
+      this.batches++;
+      this.onCommitted();
+      this.metrics.recordCommitted(b.stats, files.length, bytes);
+      log.debug("batch committed", {
+        partition: p,
+        firstOffset: b.firstOffset,
+        lastOffset: b.lastOffset,
+        records: b.records,
+        files: files.length,
+        bytes,
+        why,
+        prepareMs,
+        ms: Math.round(performance.now() - t0),
+      });
+      // Kafka's committed offset only mirrors HDFS (for lag tools); a failure
+      // here is harmless, the next start recovers from HDFS.
+      try {
+        await this.kafka.commitOffset(p, b.lastOffset + 1);
+      } catch (err) {
+        log.warn("Kafka offset commit failed (HDFS has the batch)", {
+          partition: p,
+          error: err,
+        });
+      }
+      await this.failpoints.reached("kafka-committed");
+    } finally {
+      await b.discard();
+    }
+  }
+}
