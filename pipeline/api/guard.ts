@@ -97,14 +97,21 @@ export class ConcurrencyLimiter {
 interface CacheEntry {
   at: number;
   ttlMs: number;
+  staleMs: number;
   value: Promise<unknown>;
   settled: boolean;
+  refreshing: boolean;
 }
 
 /**
  * Results by key for `ttlMs` after they were computed, and in-flight
  * computations shared by every caller of the same key (single flight). A
  * failed computation is not kept. Bounded to `maxEntries` (oldest first out).
+ *
+ * With `staleMs`, a result older than its TTL is still answered for that
+ * long while one refresh runs in the background (stale-while-revalidate):
+ * an expensive result (a 7-day aggregate) never makes a caller wait once it
+ * exists, and a refresh that fails or cannot start keeps the old one.
  */
 export class ResultCache {
   #entries = new Map<string, CacheEntry>();
@@ -119,29 +126,66 @@ export class ResultCache {
     key: string,
     ttlMs: number,
     compute: () => Promise<unknown> | undefined,
+    staleMs = 0,
   ): Promise<unknown> | undefined {
     const now = Date.now();
     const hit = this.#entries.get(key);
     if (hit && (!hit.settled || now - hit.at <= hit.ttlMs)) return hit.value;
+    if (hit && now - hit.at <= hit.ttlMs + hit.staleMs) {
+      if (!hit.refreshing) {
+        const fresh = compute();
+        if (fresh) {
+          hit.refreshing = true;
+          fresh.then(
+            () => {
+              if (this.#entries.get(key) === hit) {
+                this.#store(key, fresh, ttlMs, staleMs, true);
+              }
+            },
+            () => hit.refreshing = false,
+          );
+        }
+      }
+      return hit.value;
+    }
     const value = compute();
     if (value === undefined) return undefined;
-    const entry: CacheEntry = { at: now, ttlMs, value, settled: false };
+    this.#store(key, value, ttlMs, staleMs, false);
+    return value;
+  }
+
+  #store(
+    key: string,
+    value: Promise<unknown>,
+    ttlMs: number,
+    staleMs: number,
+    settled: boolean,
+  ): void {
+    const entry: CacheEntry = {
+      at: Date.now(),
+      ttlMs,
+      staleMs,
+      value,
+      settled,
+      refreshing: false,
+    };
     this.#entries.delete(key);
     this.#entries.set(key, entry);
-    value.then(
-      () => {
-        entry.settled = true;
-        entry.at = Date.now();
-      },
-      () => {
-        if (this.#entries.get(key) === entry) this.#entries.delete(key);
-      },
-    );
+    if (!settled) {
+      value.then(
+        () => {
+          entry.settled = true;
+          entry.at = Date.now();
+        },
+        () => {
+          if (this.#entries.get(key) === entry) this.#entries.delete(key);
+        },
+      );
+    }
     while (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);
     }
-    return value;
   }
 
   /** Forgets every result (after a write, readers must see it at once). */

@@ -100,6 +100,36 @@ Deno.test("ResultCache: single flight, TTL, failures not kept, bounded", async (
   await assert.rejects(() => cache.get("f", 10_000, failing)!);
   assert.equal(await cache.get("f", 10_000, () => Promise.resolve("ok")), "ok");
 
+  // Stale-while-revalidate: past its TTL the old result answers at once
+  // while one refresh runs; a failed refresh keeps it.
+  let version = 0;
+  const { promise: slow, resolve: finish } = Promise.withResolvers<void>();
+  const refresh = () => {
+    version++;
+    const v = version;
+    return v === 1 ? Promise.resolve(v) : slow.then(() => v);
+  };
+  assert.equal(await cache.get("swr", 20, refresh, 10_000), 1);
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(await cache.get("swr", 20, refresh, 10_000), 1, "stale");
+  assert.equal(await cache.get("swr", 20, refresh, 10_000), 1, "one refresh");
+  assert.equal(version, 2);
+  finish();
+  await slow;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(await cache.get("swr", 20, refresh, 10_000), 2, "refreshed");
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(
+    await cache.get("swr", 20, () => Promise.reject(new Error("down")), 10_000),
+    2,
+    "a failed refresh keeps the last result",
+  );
+  assert.equal(
+    await cache.get("swr", 20, () => undefined, 10_000),
+    2,
+    "so does a refresh that cannot start",
+  );
+
   assert.equal(cache.get("busy", 1000, () => undefined), undefined);
   for (const k of ["a", "b", "c", "d", "e"]) {
     await cache.get(k, 10_000, () => Promise.resolve(k));

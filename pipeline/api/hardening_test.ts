@@ -109,7 +109,7 @@ Deno.test({
         path: "/api/test/counted",
         params: {},
         summary: "counts its computations",
-        cacheable: true,
+        cache: () => ({ ttlMs: 500, long: false }),
         handler: async ({ db }) => {
           computations++;
           await db.query("select pg_sleep(0.2)");

@@ -46,13 +46,44 @@ export interface Route {
   /** One line for the endpoint index (`GET /api`). */
   summary: string;
   /**
-   * GET results may be reused for a moment (longer for longer `window`s;
-   * see cacheTtlMs in server.ts). For the heavy aggregates the live pages
-   * poll; cheap or write-sensitive endpoints leave it unset.
+   * How long a GET's result may be reused, and whether it is long-lane work
+   * (see server.ts): for the heavy aggregates the live pages poll. Cheap or
+   * write-sensitive endpoints leave it unset (identical requests in flight
+   * still share one computation).
    */
-  cacheable?: boolean;
+  cache?: (params: Record<string, unknown>) => CachePolicy;
   handler: (ctx: RouteContext) => Promise<unknown>;
 }
+
+/** How a result is reused (Route.cache). */
+export interface CachePolicy {
+  ttlMs: number;
+  /** Long-lane work: its own pool (longer statement_timeout) and cap. */
+  long: boolean;
+}
+
+/** From this `window` on, a request is long-lane work. */
+export const LONG_WINDOW_SECS = 6 * 3600;
+
+/**
+ * The policy of a windowed aggregate: reused for half its `window` in ms
+ * (15 m → 0.5 s, 1 h → 1.8 s, 6 h → 10.8 s), between 0.5 s and 60 s, so the
+ * live feed stays fresh and a 7-day chart is computed once a minute; long
+ * windows (LONG_WINDOW_SECS and more) are long-lane work.
+ */
+export function byWindow(params: Record<string, unknown>): CachePolicy {
+  const windowSecs = typeof params.window === "number" ? params.window : 0;
+  return {
+    ttlMs: Math.min(60_000, Math.max(500, windowSecs / 2)),
+    long: windowSecs >= LONG_WINDOW_SECS,
+  };
+}
+
+/**
+ * Totals over a whole day or all seven days (overview, stages): as heavy
+ * as a long window and as slow to change.
+ */
+const WHOLE_TABLES = (): CachePolicy => ({ ttlMs: 5_000, long: true });
 
 /** The filters every event endpoint shares (window 10 s - 7 d, default 15 m). */
 export const EVENT_FILTER_PARAMS = {
@@ -78,7 +109,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/overview",
-    cacheable: true,
+    cache: WHOLE_TABLES,
     params: {},
     summary: "today's KPIs (UTC) and the freshness of each layer",
     handler: ({ db }) => q.overview(db),
@@ -86,7 +117,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/stats",
-    cacheable: true,
+    cache: byWindow,
     params: EVENT_FILTER_PARAMS,
     summary:
       "event totals, error rate, revenue, breakdowns by type/country/device and a per-step series",
@@ -95,7 +126,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/recent",
-    cacheable: true,
+    cache: byWindow,
     params: {
       ...EVENT_FILTER_PARAMS,
       limit: int(1, 500, 50),
@@ -115,7 +146,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/events/cities",
-    cacheable: true,
+    cache: byWindow,
     params: EVENT_FILTER_PARAMS,
     summary: "events per country and city among the last 1,000 events",
     handler: async ({ db, params }) => ({
@@ -139,7 +170,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/throughput",
-    cacheable: true,
+    cache: byWindow,
     params: { window: duration(10, MAX_WINDOW_SECS, 900) },
     summary:
       "consumer records in/out per second, files and bytes written, latency p50/p95/p99",
@@ -155,7 +186,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/dead-letters",
-    cacheable: true,
+    cache: byWindow,
     params: { window: duration(10, MAX_WINDOW_SECS, 3600) },
     summary: "dead letters by reason and over time",
     handler: ({ db, params }) => q.deadLetters(db, params.window as number),
@@ -177,7 +208,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/pipeline/stages",
-    cacheable: true,
+    cache: WHOLE_TABLES,
     params: {},
     summary: "live counts of every stage (Kafka, HDFS, raw, marts)",
     handler: ({ db }) => q.stages(db),
@@ -185,7 +216,7 @@ export const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/batch/runs",
-    cacheable: true,
+    cache: () => ({ ttlMs: 500, long: false }),
     params: { limit: int(1, 100, 20) },
     summary: "the last batch runs and their task tries (Airflow-style grid)",
     handler: ({ db, params }) => q.batchRuns(db, params.limit as number),

@@ -4,12 +4,20 @@
  * `startApi` is what `deno task api` and `deno task up` (in-process) call.
  *
  * Every request's Host must be on the allow-list (421 otherwise: DNS
- * rebinding). Database work is bounded three ways: a result cache with
- * single flight for the heavy GETs, at most MAX_DB_WORK computations at
- * once (429 beyond), and a deadline per request (503 when the database does
- * not answer in time; the session's statement_timeout ends the query on
- * the server too). `/healthz` bypasses all three and has its own short
- * deadline and its own connection, so it answers even when Postgres hangs.
+ * rebinding). Database work is bounded: the heavy GETs go through a result
+ * cache (single flight: identical requests share one computation; a result
+ * is reused for its TTL and, while one refresh runs, answered a while
+ * longer), at most MAX_DB_WORK computations run at once (429 beyond), and a
+ * request waits REQUEST_TIMEOUT_MS at most (503; the session's
+ * statement_timeout ends the query on the server too). `/healthz` bypasses
+ * all of it and has its own short deadline and its own connection, so it
+ * answers even when Postgres hangs.
+ *
+ * Long windows (routes.ts LONG_WINDOW_SECS and more: up to 7 days of
+ * counts, millions of rows) and whole-table totals go in a lane of their
+ * own: their own small pool with a longer statement_timeout and their own
+ * cap. So a 7-day chart costs one query a minute however many pages poll
+ * it, and it never holds up the live feed.
  */
 import { type Config, ConfigError } from "../config.ts";
 import { alertRoutes, isLoopback } from "../alerts/routes.ts";
@@ -35,23 +43,23 @@ export const STATEMENT_TIMEOUT_MS = 4_000;
 /** `/healthz` says "down" after this long without `select 1`. */
 export const HEALTH_TIMEOUT_MS = 1_000;
 /**
- * Computations (cache misses) at once; more is a 429. Three times the
- * pool's 5 connections: enough to keep the pool busy, too few for a queue
- * that outlives REQUEST_TIMEOUT_MS.
+ * Computations (cache misses) at once; more is a 429. Twice the pool's 5
+ * connections: enough to keep the pool busy, too few for a queue that
+ * outlives REQUEST_TIMEOUT_MS.
  */
-export const MAX_DB_WORK = 15;
+export const MAX_DB_WORK = 10;
+/** A 7-day aggregate may take this long (it runs once a minute at most). */
+export const LONG_STATEMENT_TIMEOUT_MS = 60_000;
+/** Long-lane computations at once (its pool has as many connections). */
+export const MAX_LONG_WORK = 2;
+/**
+ * A cached result is answered up to this many TTLs past its TTL while one
+ * refresh runs (its `asOf` says how old it is): a 15-minute window is then
+ * at most 5.5 s old, and only when the database cannot keep up.
+ */
+const STALE_TTLS = 10;
 /** Distinct (route, parameters) results kept at most. */
 const MAX_CACHE_ENTRIES = 1_000;
-
-/**
- * How long a cacheable GET's result is reused: half its `window` in ms
- * (15 m → 0.5 s, 1 h → 1.8 s, 6 h → 10.8 s), between 0.5 s and 60 s, so
- * the live feed stays fresh and 7-day charts are computed once a minute.
- */
-export function cacheTtlMs(params: Record<string, unknown>): number {
-  const windowSecs = typeof params.window === "number" ? params.window : 0;
-  return Math.min(60_000, Math.max(500, windowSecs / 2));
-}
 
 /** A stable cache key for a path and its parsed parameters. */
 function cacheKey(pathname: string, params: Record<string, unknown>): string {
@@ -76,6 +84,8 @@ export interface ApiOptions {
   services?: () => Promise<ServiceCheck[]>;
   /** What `/healthz` runs `select 1` on; default `db`, or its own pool. */
   healthDb?: Db;
+  /** What long-window queries run on; default `db`, or its own pool. */
+  longDb?: Db;
   /** Database computations at once before 429 (default MAX_DB_WORK). */
   maxDbWork?: number;
   /** Deadline of a request's database work (default REQUEST_TIMEOUT_MS). */
@@ -89,18 +99,29 @@ export interface RunningApi {
   shutdown(): Promise<void>;
 }
 
-function json(status: number, body: unknown, extra?: HeadersInit): Response {
+/** JSON text of `body` (bigints as numbers). */
+function toJson(body: unknown): string {
+  return JSON.stringify(
+    body,
+    (_k, v) => (typeof v === "bigint" ? Number(v) : v),
+  );
+}
+
+/** A JSON response; `body` may already be JSON text (a cached result). */
+function json(
+  status: number,
+  body: unknown,
+  extra?: HeadersInit,
+  isText = false,
+): Response {
   const headers = new Headers(SECURITY_HEADERS);
   headers.set("content-type", "application/json; charset=utf-8");
   headers.set("cache-control", "no-store");
   if (extra) new Headers(extra).forEach((v, k) => headers.set(k, v));
-  return new Response(
-    JSON.stringify(
-      body,
-      (_k, v) => (typeof v === "bigint" ? Number(v) : v),
-    ),
-    { status, headers },
-  );
+  return new Response(isText ? body as string : toJson(body), {
+    status,
+    headers,
+  });
 }
 
 interface CompiledRoute {
@@ -119,6 +140,7 @@ export function createHandler(
       | "routes"
       | "services"
       | "healthDb"
+      | "longDb"
       | "maxDbWork"
       | "requestTimeoutMs"
     >
@@ -140,7 +162,16 @@ export function createHandler(
     ? `${config.projectRoot}/dist`
     : opts.siteDir;
   const isAllowedHost = hostAllowList(config.api, opts.port ?? config.api.port);
-  const limiter = new ConcurrencyLimiter(opts.maxDbWork ?? MAX_DB_WORK);
+  const lanes = {
+    short: {
+      db,
+      limiter: new ConcurrencyLimiter(opts.maxDbWork ?? MAX_DB_WORK),
+    },
+    long: {
+      db: opts.longDb ?? db,
+      limiter: new ConcurrencyLimiter(MAX_LONG_WORK),
+    },
+  };
   const cache = new ResultCache(MAX_CACHE_ENTRIES);
   const requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const healthDb = opts.healthDb ?? db;
@@ -201,11 +232,14 @@ export function createHandler(
           });
         }
         const params = parseParams(url.searchParams, hit.route.params);
+        const isRead = hit.route.method === "GET";
+        const policy = isRead ? hit.route.cache?.(params) : undefined;
+        const lane = policy?.long ? lanes.long : lanes.short;
         const run = () => {
-          const release = limiter.tryAcquire();
+          const release = lane.limiter.tryAcquire();
           if (!release) return undefined;
           const work = hit.route.handler({
-            db,
+            db: lane.db,
             config,
             req,
             url,
@@ -213,21 +247,22 @@ export function createHandler(
             params,
             services,
             isAllowedHost,
-          }).then((body) => ({
-            asOf: new Date().toISOString(),
-            ...body as object,
-          }));
+          }).then((body) =>
+            // Kept as text: a cached result is serialised once, not per hit.
+            toJson({ asOf: new Date().toISOString(), ...body as object })
+          );
           // The slot is held until the database is really done, even when
           // the client got its 503 long before.
           work.then(release, release);
           return work;
         };
-        const isRead = hit.route.method === "GET";
+        const ttlMs = policy?.ttlMs ?? 0;
         const pending = isRead
           ? cache.get(
             cacheKey(url.pathname, params),
-            hit.route.cacheable ? cacheTtlMs(params) : 0,
+            ttlMs,
             run,
+            ttlMs * STALE_TTLS,
           )
           : run();
         if (!pending) {
@@ -250,7 +285,7 @@ export function createHandler(
         }
         // A change is visible to the very next read.
         if (!isRead) cache.clear();
-        const res = json(200, body);
+        const res = json(200, body, undefined, true);
         log.debug("request", {
           path: url.pathname,
           ms: Math.round(performance.now() - started),
@@ -303,24 +338,32 @@ export async function startApi(
   }
   let db = opts.db;
   let healthDb = opts.healthDb;
+  let longDb = opts.longDb;
   const ownPools: { end: () => Promise<void> }[] = [];
   if (!db) {
     const { createPool } = await import("../clients/postgres.ts");
-    const pools = [
-      createPool(config, { applicationName: "logpipe-api" }),
-      // /healthz's own connection: a pool busy with slow queries must not
-      // make the database look down.
-      createPool(config, { max: 1, applicationName: "logpipe-api-health" }),
-    ];
-    for (const pool of pools) {
-      pool.on("connect", (client) => {
-        client.query(`set statement_timeout = ${STATEMENT_TIMEOUT_MS}`)
+    const pool = (
+      applicationName: string,
+      max: number,
+      statementTimeoutMs: number,
+    ) => {
+      const p = createPool(config, { max, applicationName });
+      p.on("connect", (client) => {
+        client.query(`set statement_timeout = ${statementTimeoutMs}`)
           .catch(() => {});
       });
-      ownPools.push(pool);
-    }
-    db = pools[0] as unknown as Db;
-    healthDb ??= pools[1] as unknown as Db;
+      ownPools.push(p);
+      return p as unknown as Db;
+    };
+    db = pool("logpipe-api", 5, STATEMENT_TIMEOUT_MS);
+    longDb ??= pool(
+      "logpipe-api-long",
+      MAX_LONG_WORK,
+      LONG_STATEMENT_TIMEOUT_MS,
+    );
+    // /healthz's own connection: a pool busy with slow queries must not
+    // make the database look down.
+    healthDb ??= pool("logpipe-api-health", 1, STATEMENT_TIMEOUT_MS);
   }
   const ac = new AbortController();
   const { promise: listening, resolve } = Promise.withResolvers<
@@ -336,6 +379,7 @@ export async function startApi(
       handler = createHandler(config, db, {
         ...opts,
         healthDb,
+        longDb,
         port: (addr as Deno.NetAddr).port,
       });
       resolve(addr as Deno.NetAddr);
