@@ -9,6 +9,7 @@ import { parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { type BenchRow, formatBenchTable } from "../pipeline/bench/report.ts";
 import { requireServices } from "../pipeline/testing.ts";
+import { parsePeer, type Peer } from "../pipeline/bench/spark_flag.ts";
 import {
   SOAK_FLAGS,
   SOAK_USAGE,
@@ -17,7 +18,7 @@ import {
 } from "../pipeline/bench/soak.ts";
 
 const USAGE = `
-usage: deno task bench [--only NAMES] [--quick] [--json FILE]
+usage: deno task bench [--only NAMES] [--quick] [--json FILE] [--peer spark]
        deno task bench --soak [soak options] [--json FILE]
 
   Runs the benchmark suite against the real local services (started with
@@ -27,12 +28,32 @@ usage: deno task bench [--only NAMES] [--quick] [--json FILE]
   --only NAMES   comma-separated subset of: ${"${names}"}
   --quick        smaller inputs (a smoke run; figures are less stable)
   --json FILE    also write the rows as JSON to FILE
+  --peer spark   also run a PySpark Structured Streaming job beside the
+                 consumer on the same topic (opt-in: installs pyspark and
+                 Spark's Kafka connector, ~350 MB, on first use);
+                 \`--only spark --peer spark\` runs only that comparison
 ${SOAK_USAGE}
 `;
 
 type Suite = (
   opts: { quick: boolean; say: (m: string) => void },
 ) => Promise<BenchRow[]>;
+
+/** Text printed after the table (the Spark peer's "for the record"). */
+const records: string[] = [];
+
+/** Opt-in comparisons with other systems (`--peer`), run after the suites. */
+const PEER_SUITES: Record<Peer, Suite> = {
+  spark: async ({ quick, say }) => {
+    const { benchSparkPeer } = await import("../pipeline/bench/spark.ts");
+    const res = await benchSparkPeer({
+      events: quick ? 100_000 : 1_000_000,
+      onProgress: say,
+    });
+    records.push(res.record);
+    return res.rows;
+  },
+};
 
 /** The suites, in run order. Each module lives in pipeline/bench/. */
 const SUITES: Record<string, Suite> = {
@@ -78,20 +99,32 @@ await runMain(async () => {
     only: { type: "string" },
     quick: { type: "boolean" },
     json: { type: "string" },
+    peer: { type: "string" },
     ...SOAK_FLAGS,
   }, USAGE.replace("${names}", names.join(", ")));
+  const peer = parsePeer(values.peer);
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean) ??
-    names;
+    [...names];
   for (const n of only) {
+    if (n === peer) continue;
+    if ((Object.keys(PEER_SUITES) as string[]).includes(n)) {
+      throw new UsageError(
+        `--only ${n} needs --peer ${n} (opt-in: it installs ~350 MB)`,
+      );
+    }
     if (!names.includes(n)) {
       throw new UsageError(
         `--only: unknown benchmark "${n}" (known: ${names.join(", ")})`,
       );
     }
   }
+  if (peer && !only.includes(peer)) only.push(peer);
   if (values.json === "") throw new UsageError("--json needs a file name");
   // The soak starts a private instance of its own: no shared services needed.
-  if (soakRequested(values)) return await soakMain(values, values.json);
+  if (soakRequested(values)) {
+    if (peer) throw new UsageError("--peer does not go with --soak");
+    return await soakMain(values, values.json);
+  }
 
   const config = loadConfig();
   await requireServices(config);
@@ -102,7 +135,8 @@ await runMain(async () => {
     say("running…");
     const t0 = performance.now();
     try {
-      const got = await SUITES[name]({ quick: !!values.quick, say });
+      const suite = name === peer ? PEER_SUITES[peer] : SUITES[name];
+      const got = await suite({ quick: !!values.quick, say });
       rows.push(...got);
       say(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     } catch (err) {
@@ -124,6 +158,7 @@ await runMain(async () => {
     }\n`,
   );
   console.log(formatBenchTable(rows));
+  for (const text of records) console.log(`\n${text}`);
   const doc = JSON.stringify(
     { at: started.toISOString(), quick: !!values.quick, rows },
     null,

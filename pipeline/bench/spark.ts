@@ -24,7 +24,6 @@
 import { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { Buffer } from "node:buffer";
 import type { Config } from "../config.ts";
-import { UsageError } from "../cli.ts";
 import { createTestEnv, type TestEnv } from "../testing.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createWebHdfs, type WebHdfs } from "../clients/webhdfs.ts";
@@ -38,19 +37,6 @@ import { type BenchRow, benchRow } from "./report.ts";
 import { ensureSparkToolchain, SPARK_JOB } from "./spark_toolchain.ts";
 
 const log = logger("bench.spark");
-
-/** Peers `deno task bench --peer` knows. */
-export const PEERS = ["spark"] as const;
-export type Peer = typeof PEERS[number];
-
-/** Validates `--peer`: undefined when absent, else a known peer (UsageError otherwise). */
-export function parsePeer(value: string | undefined): Peer | undefined {
-  if (value === undefined) return undefined;
-  if ((PEERS as readonly string[]).includes(value)) return value as Peer;
-  throw new UsageError(
-    `--peer: unknown peer "${value}" (known: ${PEERS.join(", ")})`,
-  );
-}
 
 // ------------------------------------------------------------ the rules ----
 
