@@ -25,8 +25,8 @@ export interface RangeReadStats {
 
 /** Ranges closer than this are fetched in one request. */
 const MERGE_GAP = 64 * 1024;
-/** First guess of the footer's size (read in the same request as the tail). */
-const TAIL_GUESS = 64 * 1024;
+/** How much of the file's end is read first, hoping it holds the whole footer. */
+const TAIL_GUESS = 32 * 1024;
 const MAGIC = new TextEncoder().encode("PAR1");
 
 /** Reads `length` bytes at `offset` of an HDFS file (WebHDFS OPEN with a range). */
@@ -145,8 +145,12 @@ export async function fetchColumns(
       const start = Math.min(data, dict);
       ranges.push([start, start + Number(c.total_compressed_size)]);
     }
+    // Bytes already read with the footer are not fetched again (a small
+    // file is then read in one request).
+    const tailStart = fileBytes - tail.length;
     for (const [s, e] of mergeRanges(ranges)) {
-      await put(s, await get(s, e - s));
+      const end = Math.min(e, tailStart);
+      if (s < end) await put(s, await get(s, end - s));
     }
   } finally {
     file.close();
