@@ -358,8 +358,7 @@ const TRANSLATIONS: Record<string, Translation> = {
         marts: "select count(*) as v from analytics.mart_customers",
       },
       {
-        // Distinct users per day; the site's "Users per day" sums the
-        // per-device counts of mart_user_behaviour instead (see README).
+        // Distinct users per day, as the site's "Active users per day".
         context: "dim_date[date_day]",
         dax:
           "select d.date_day::text as k, count(distinct s.user_id) as v from bi.mart_sessions s join bi.dim_date d on d.date_sk = s.date_sk group by 1",
@@ -437,22 +436,44 @@ const TRANSLATIONS: Record<string, Translation> = {
         "select sum(revenue) / count(*) as v from analytics.mart_customers",
     }],
   },
-  "Sessions per User": {
-    dax: "AVERAGE ( mart_customers[sessions] )",
+  "New User Sessions": {
+    dax: "CALCULATE ( [Sessions], mart_sessions[is_new_user] = TRUE () )",
     checks: [{
-      context: "total",
-      dax: "select avg(sessions) as v from bi.mart_customers",
-      marts: "select avg(sessions) as v from analytics.mart_customers",
+      context: "dim_date[date_day]",
+      dax:
+        "select d.date_day::text as k, count(*) as v from bi.mart_sessions s join bi.dim_date d on d.date_sk = s.date_sk where s.is_new_user group by 1",
+      marts:
+        "select date_day::text as k, sum(new_user_sessions) as v from analytics.mart_user_behaviour group by 1",
     }],
   },
-  "Avg Session Minutes": {
-    dax: "AVERAGE ( mart_customers[avg_session_duration_s] ) / 60",
+  "Returning User Sessions": {
+    dax: "CALCULATE ( [Sessions], mart_sessions[is_new_user] = FALSE () )",
+    checks: [{
+      context: "dim_date[date_day]",
+      dax:
+        "select d.date_day::text as k, count(*) as v from bi.mart_sessions s join bi.dim_date d on d.date_sk = s.date_sk where not s.is_new_user group by 1",
+      marts:
+        "select date_day::text as k, sum(returning_user_sessions) as v from analytics.mart_user_behaviour group by 1",
+    }],
+  },
+  "Sessions per User": {
+    dax: "DIVIDE ( [Sessions], [Active Users] )",
     checks: [{
       context: "total",
       dax:
-        "select avg(avg_session_duration_s) / 60 as v from bi.mart_customers",
+        "select count(*)::numeric / nullif(count(distinct user_id), 0) as v from bi.mart_sessions",
       marts:
-        "select avg(avg_session_duration_s) / 60 as v from analytics.mart_customers",
+        "select sum(sessions)::numeric / count(*) as v from analytics.mart_customers",
+    }],
+  },
+  "Avg Session Minutes": {
+    dax: "DIVIDE ( SUM ( mart_sessions[duration_s] ), [Sessions] ) / 60",
+    checks: [{
+      context: "dim_date[date_day]",
+      dax:
+        "select d.date_day::text as k, sum(s.duration_s) / count(*) / 60 as v from bi.mart_sessions s join bi.dim_date d on d.date_sk = s.date_sk group by 1",
+      marts:
+        "select session_date::text as k, sum(duration_s) / count(*) / 60 as v from analytics.mart_sessions group by 1",
     }],
   },
 };
