@@ -390,7 +390,13 @@ export async function startApi(
     },
   }, (req) => handler!(req));
   const addr = await listening;
-  const host = addr.hostname.includes(":")
+  // A wildcard bind is reached on loopback (the Host allow-list has no
+  // 0.0.0.0: it is not a name anyone connects to).
+  const host = addr.hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : addr.hostname === "::"
+    ? "[::1]"
+    : addr.hostname.includes(":")
     ? `[${addr.hostname}]`
     : addr.hostname;
   const url = `http://${host}:${addr.port}`;
