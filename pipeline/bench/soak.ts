@@ -19,9 +19,11 @@
  *    GETCONTENTSUMMARY), Postgres table sizes (pg_total_relation_size of
  *    raw.events, monitoring.*, ops.*), records in the topic and the consumer
  *    group's lag (Kafka admin: end offsets minus committed offsets).
+ *  - optionally (--soak-wait-closed-hour) a low-rate tail until the run's
+ *    first event hour is closed, so the files per closed hour get judged.
  *  - at the end: SIGINT to up's process group (it stops its components in
  *    order and the services it started), then a check that none of the
- *    instance's services is left running.
+ *    instance's services or leftover processes is still running.
  *
  * The verdict: memory, descriptors and lag are "flat" in a phase when the
  * least-squares growth over the phase (slope × fitted span) stays within
@@ -983,7 +985,9 @@ export function textTable(head: string[], rows: string[][]): string {
 
 function num(v: number | null | undefined, digits = 0): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
-  return v.toLocaleString("en-US", {
+  // A value that rounds to zero prints as 0, not "-0".
+  const shown = Number(v.toFixed(digits)) || 0;
+  return shown.toLocaleString("en-US", {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
