@@ -118,7 +118,13 @@ export interface Config {
   hdfs: HdfsConfig;
   postgres: PostgresConfig;
   api: ApiConfig;
-  batch: { cron: string };
+  batch: {
+    cron: string;
+    /** Hour folders at or after the newest loaded hour minus this are always listed. */
+    lookbackHours: number;
+    /** An event hour is compacted once it ended this many minutes ago. */
+    compactionGraceMinutes: number;
+  };
   /** Whether a successful batch run rebuilds the site (dist/). */
   site: { publish: boolean };
   /** The event validator's settings (pipeline/events/schema.ts). */
@@ -172,6 +178,10 @@ export const VARIABLES: Record<string, string> = {
     "token (at least 32 characters) required by rule-changing API calls; mandatory when the API binds beyond 127.0.0.1",
   LOGPIPE_API_ALLOWED_HOSTS:
     "comma-separated extra Host names (name or name:port) the API answers, e.g. a reverse proxy's public name; default only 127.0.0.1, localhost and [::1]",
+  LOGPIPE_BATCH_LOOKBACK_HOURS:
+    "hour folders of the raw zone at or after the newest loaded hour minus this many hours are listed every run (default 3); older ones only when their HDFS modification time changed",
+  LOGPIPE_COMPACTION_GRACE_MINUTES:
+    "the batch compacts an event hour's small files once the hour ended this many minutes ago (default 30); later events become a new file, compacted on the next pass",
   LOGPIPE_BATCH_CRON:
     "batch schedule, UTC cron expression (default */10 * * * *)",
   LOGPIPE_SITE_PUBLISH:
@@ -677,7 +687,23 @@ export function loadConfig(
     hdfs,
     postgres,
     api,
-    batch: { cron },
+    batch: {
+      cron,
+      lookbackHours: parseIntSetting(
+        "LOGPIPE_BATCH_LOOKBACK_HOURS",
+        get("LOGPIPE_BATCH_LOOKBACK_HOURS"),
+        3,
+        0,
+        24 * 366,
+      ),
+      compactionGraceMinutes: parseIntSetting(
+        "LOGPIPE_COMPACTION_GRACE_MINUTES",
+        get("LOGPIPE_COMPACTION_GRACE_MINUTES"),
+        30,
+        0,
+        7 * 24 * 60,
+      ),
+    },
     site: {
       publish: parseChoice(
         "LOGPIPE_SITE_PUBLISH",

@@ -13,6 +13,16 @@ import {
 import { loadConfig } from "../pipeline/config.ts";
 import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
+import {
+  QUARANTINE_REASONS,
+  type ReloadFilter,
+  selectQuarantine,
+} from "../pipeline/batch/reload.ts";
+import { createPool } from "../pipeline/clients/postgres.ts";
+import {
+  BATCH_FAIL_PHASES,
+  parseBatchFailpoint,
+} from "../pipeline/batch/failpoints.ts";
 import { scheduleBatch } from "../pipeline/batch/scheduler.ts";
 import { republishAfterBatch } from "../pipeline/site/build.ts";
 import { migrate } from "../pipeline/postgres/migrate.ts";
@@ -34,6 +44,14 @@ Options:
                           raw.* and reloaded from HDFS, then dbt runs again
   --from TIME             start of the backfill range (ISO-8601, e.g. 2026-01-01T10:00:00Z)
   --to TIME               end of the backfill range (exclusive)
+  --reload-quarantine     after a fix, retry quarantined rows and files (all, or
+                          those --reason / --id select) in this run: what loads
+                          goes into raw.events and on through dbt and the
+                          export; what still fails stays quarantined
+  --reason REASONS        with --reload-quarantine: comma-separated reasons
+                          (${QUARANTINE_REASONS.join(", ")})
+  --id IDS                with --reload-quarantine: comma-separated raw.quarantine ids
+  --dry-run               with --reload-quarantine: list what would be retried, run nothing
   --skip GROUPS           comma-separated task groups not to run (${
   TASK_GROUPS.join(", ")
 })
@@ -43,12 +61,63 @@ Options:
                           LOGPIPE_SITE_PUBLISH=false)
   --retry-delay SECONDS   first retry delay of every task (default 5; doubles per retry)
   --max-retry-delay SECONDS  cap of a retry delay (default 120)
+  --failpoint PHASE:N     TESTING ONLY: SIGKILL this process the N-th time
+                          PHASE is reached (${BATCH_FAIL_PHASES.join(", ")})
   -h, --help              this help
 
-Exit codes: 0 success, 1 run failed, 75 another run is in progress, 2 usage error.
+Exit codes: 0 success (also when data was quarantined: the summary says
+what), 1 run failed, 75 another run is in progress, 2 usage error.
 Configuration: LOGPIPE_* variables (see .env.example); notifications go to
 LOGPIPE_SLACK_WEBHOOK_URL and LOGPIPE_SMTP_URL / LOGPIPE_EMAIL_TO when set.
 `;
+
+/** The --reload-quarantine filter, or undefined; flags validated. */
+function parseReloadFlags(values: {
+  "reload-quarantine"?: boolean;
+  reason?: string;
+  id?: string;
+  "dry-run"?: boolean;
+  backfill?: boolean;
+}): ReloadFilter | undefined {
+  const list = (v: string | undefined) =>
+    v === undefined
+      ? undefined
+      : v.split(",").map((x) => x.trim()).filter(Boolean);
+  const reasons = list(values.reason);
+  const ids = list(values.id);
+  if (!values["reload-quarantine"]) {
+    for (const flag of ["reason", "id", "dry-run"] as const) {
+      if (values[flag] !== undefined) {
+        throw new UsageError(`--${flag} only applies with --reload-quarantine`);
+      }
+    }
+    return undefined;
+  }
+  if (values.backfill) {
+    throw new UsageError(
+      "--reload-quarantine and --backfill exclude each other",
+    );
+  }
+  if (reasons?.length === 0) throw new UsageError("--reason is empty");
+  for (const r of reasons ?? []) {
+    if (!(QUARANTINE_REASONS as readonly string[]).includes(r)) {
+      throw new UsageError(
+        `--reason: unknown reason "${r}" (reasons: ${
+          QUARANTINE_REASONS.join(", ")
+        })`,
+      );
+    }
+  }
+  if (ids?.length === 0) throw new UsageError("--id is empty");
+  for (const id of ids ?? []) {
+    if (!/^[1-9]\d{0,15}$/.test(id)) {
+      throw new UsageError(
+        `--id: "${id}" is not a quarantine id (a positive integer)`,
+      );
+    }
+  }
+  return { reasons, ids: ids?.map(Number) };
+}
 
 /** Exit code when another run holds the lock (EX_TEMPFAIL). */
 export const EXIT_LOCKED = 75;
@@ -64,7 +133,23 @@ runMain(async () => {
     "retry-delay": { type: "string" },
     "max-retry-delay": { type: "string" },
     "no-site": { type: "boolean" },
+    failpoint: { type: "string" },
+    "reload-quarantine": { type: "boolean" },
+    reason: { type: "string" },
+    id: { type: "string" },
+    "dry-run": { type: "boolean" },
   }, USAGE);
+  const reload = parseReloadFlags(values);
+  const failpoint = values.failpoint === undefined
+    ? undefined
+    : parseBatchFailpoint(values.failpoint);
+  if (values.failpoint !== undefined && !failpoint) {
+    throw new UsageError(
+      `--failpoint must be PHASE:N with PHASE one of ${
+        BATCH_FAIL_PHASES.join(", ")
+      } and N ≥ 1, got "${values.failpoint}"`,
+    );
+  }
   const from = timeFlag("from", values.from);
   const to = timeFlag("to", values.to);
   if (values.backfill) {
@@ -114,9 +199,41 @@ runMain(async () => {
     })
   );
 
+  if (reload && values["dry-run"]) {
+    const pool = createPool(config, {
+      max: 1,
+      applicationName: "logpipe-batch",
+    });
+    try {
+      const items = await selectQuarantine(pool, reload);
+      console.log(
+        `${items.length} quarantined item(s) would be retried${
+          items.length ? ":" : ""
+        }`,
+      );
+      for (const q of items) {
+        console.log(
+          `  #${q.id} ${q.scope} ${q.reason} ${
+            q.source_path.split("/").pop()
+          } @ ${q.kafka_partition}/${q.first_offset}${
+            q.event_id ? ` event ${q.event_id}` : ""
+          } (attempts ${q.attempts}): ${q.detail.slice(0, 120)}`,
+        );
+      }
+    } finally {
+      await pool.end();
+    }
+    return 0;
+  }
+
   if (values.schedule) {
     if (values.backfill) {
       throw new UsageError("--schedule and --backfill exclude each other");
+    }
+    if (reload) {
+      throw new UsageError(
+        "--reload-quarantine is a one-off run, not --schedule",
+      );
     }
     const firstRunAfter = values["first-run-after"] === undefined
       ? undefined
@@ -170,6 +287,8 @@ runMain(async () => {
     maxRetryDelayMs: maxRetryDelay * 1000,
     signal: controller.signal,
     onProgress: tty ? (msg) => console.error(`batch: ${msg}`) : undefined,
+    failpoint,
+    reloadQuarantine: reload,
   });
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
@@ -178,7 +297,7 @@ runMain(async () => {
     return EXIT_LOCKED;
   }
   console.log(formatSummary(result));
-  if (result.state !== "success") return 1;
+  if (result.state === "failed") return 1;
   if (publish) {
     // A manual run republishes the site too (the schedule does it in
     // onSuccess), so its pages show this run's data.

@@ -129,6 +129,7 @@ Deno.test({
           "load_raw_events",
           "upsert_catalogs",
           "validate_raw",
+          "compact_raw_zone",
         ],
       );
       const [ledger] = await q<{ n: number; validated: number; rows: number }>(
@@ -178,7 +179,7 @@ Deno.test({
         total += b.events;
         files += b.files.length;
       }
-      const child = spawnBatch(t.env, ["--skip", "dbt,export"]);
+      const child = spawnBatch(t.env, ["--skip", "dbt,export,compaction"]);
       const outP = collect(child);
       // Wait until some, not all, files are committed, then kill -9.
       let loaded = 0;
@@ -206,7 +207,9 @@ Deno.test({
       );
       assert.equal(mid.n, mid.rows, "no partial file after kill -9");
 
-      const rerun = await collect(spawnBatch(t.env, ["--skip", "dbt,export"]));
+      const rerun = await collect(
+        spawnBatch(t.env, ["--skip", "dbt,export,compaction"]),
+      );
       assert.equal(rerun.code, 0, rerun.stderr.slice(-2000));
       assert.match(
         rerun.stdout,
@@ -431,7 +434,7 @@ Deno.test({
       );
       assert.equal(
         skipped.length,
-        7,
+        8,
         "every later task is recorded as skipped",
       );
     } finally {

@@ -9,6 +9,13 @@
  *                        validate_raw                       (retries 2)
  *   dbt                  dbt_snapshot → dbt_run → dbt_test  (retries 2 each)
  *   export               export_marts                       (retries 2)
+ *   compaction           compact_raw_zone                   (retries 2)
+ *
+ * Data never fails a run: rows or files Postgres refuses, duplicates and
+ * offset conflicts are set aside (loader.ts, validate.ts); a run that set
+ * anything aside ends `success_with_warnings` and its notification says
+ * what. Compaction runs last, so a compaction failure never keeps fresh data
+ * from dbt and the export.
  *
  * A run holds the Postgres advisory run lock from start to end (a second
  * run says so and leaves), records itself and every try in ops.* (Deno.cron
@@ -24,14 +31,30 @@ import { upsertCatalogs } from "./catalogs_upsert.ts";
 import { type DbtRunner, dbtTask, resolveDbtRunner } from "./dbt_step.ts";
 import { exportMarts } from "./export.ts";
 import { RunHistory } from "./history.ts";
-import {
-  assertNoRejects,
-  ledgerPaths,
-  loadFiles,
-  type LoadResult,
-} from "./loader.ts";
+import { clearHourRows, loadFiles, type LoadResult } from "./loader.ts";
 import { RunLock } from "./lock.ts";
-import { hourOverlaps, listRawFiles } from "../zones/raw_listing.ts";
+import {
+  hourOverlaps,
+  listFolderFiles,
+  listRawFiles,
+  partitionStart,
+  type RawFile,
+} from "../zones/raw_listing.ts";
+import {
+  releaseQuarantinedFiles,
+  type ReloadFilter,
+  reloadQuarantinedRows,
+  type ReloadResult,
+} from "./reload.ts";
+import { compactClosedHours, recoverCompactions } from "./compact.ts";
+import { type BatchFailpoint, BatchFailpoints } from "./failpoints.ts";
+import { listNewFiles, settleFolders } from "./listing.ts";
+import {
+  emptySummary,
+  formatSummaryLine,
+  type QuarantineSummary,
+  writeQuarantineCopies,
+} from "./quarantine.ts";
 import type { RetryPolicy } from "./retry.ts";
 import {
   errorText,
@@ -53,6 +76,7 @@ export const TASK_GROUPS = [
   "validate_and_process",
   "dbt",
   "export",
+  "compaction",
 ] as const;
 export type TaskGroup = typeof TASK_GROUPS[number];
 
@@ -69,6 +93,7 @@ export const TASK_POLICIES: Record<string, RetryPolicy> = {
   dbt_run: p(2, 20 * MINUTE),
   dbt_test: p(2, 15 * MINUTE),
   export_marts: p(2, 10 * MINUTE),
+  compact_raw_zone: p(2, 30 * MINUTE),
 };
 
 function p(retries: number, timeoutMs: number): RetryPolicy {
@@ -100,6 +125,14 @@ export interface RunDagOptions {
   log?: Logger;
   /** Progress lines (files loaded) for an interactive terminal. */
   onProgress?: (msg: string) => void;
+  /** Testing only: kill this process at a phase (see failpoints.ts). */
+  failpoint?: BatchFailpoint;
+  /** Clock of the listing window and of compaction's closed hours (tests). */
+  now?: () => Date;
+  /** Also retry these quarantined items (after a fix) before loading new files. */
+  reloadQuarantine?: ReloadFilter;
+  /** How old a folder's last change must be to be settled (tests; see listing.ts). */
+  settleMarginMs?: number;
 }
 
 /** A finished (or refused) run. */
@@ -108,7 +141,7 @@ export interface DagRunResult {
   dagId: string;
   trigger: Trigger;
   /** "locked": another run held the lock, nothing was done. */
-  state: "success" | "failed" | "locked";
+  state: "success" | "success_with_warnings" | "failed" | "locked";
   startedAt: Date;
   durationMs: number;
   rowsLoaded: number;
@@ -117,6 +150,10 @@ export interface DagRunResult {
   failedTask?: string;
   error?: string;
   failingTests?: string[];
+  /** What the run set aside (quarantine), when anything. */
+  quarantine?: QuarantineSummary;
+  /** What --reload-quarantine did. */
+  reload?: ReloadResult;
   /** False when some history writes could not reach Postgres. */
   historySaved: boolean;
 }
@@ -148,6 +185,9 @@ export function effectivePolicy(
 /** Shared state the tasks of one run pass along. */
 interface RunState {
   load?: LoadResult;
+  /** Everything set aside by this run (load and validate). */
+  quarantine: QuarantineSummary;
+  reload?: ReloadResult;
   failingTests?: string[];
   servicesDown?: ServicesDownError;
 }
@@ -160,6 +200,8 @@ interface TaskEnv {
   state: RunState;
   opts: RunDagOptions;
   dbt: () => Promise<DbtRunner>;
+  failpoints: BatchFailpoints;
+  now: () => Date;
 }
 
 function buildTasks(env: TaskEnv): TaskDef[] {
@@ -188,47 +230,101 @@ function buildTasks(env: TaskEnv): TaskDef[] {
     }),
 
     task("validate_and_process", "load_raw_events", async (ctx) => {
+      const layout = { root: config.hdfs.root, rawDir: config.hdfs.rawDir };
+      // A crashed compaction is finished first: the listing must never see
+      // a merged file beside its inputs.
+      await recoverCompactions(pool, hdfs, layout, ctx.runId, ctx.log);
       const backfill = opts.backfill;
-      const all = await listRawFiles(hdfs, config.hdfs.rawDir, {
-        hours: backfill
-          ? (date, hour) => hourOverlaps(date, hour, backfill.from, backfill.to)
-          : undefined,
-      });
-      let files = all;
-      let removed = 0;
+      let files;
+      let present: Set<string> | undefined;
+      let listing: Awaited<ReturnType<typeof listNewFiles>> | undefined;
+      let removedHours = 0;
+      const listStart = performance.now();
       if (backfill) {
-        // Ledger files of the range that HDFS no longer has: their rows go too
-        // (HDFS is the source of truth of a backfill).
-        const present = new Set(all.map((f) => f.path));
-        const stale = [...await ledgerPaths(pool, config.hdfs.rawDir)].filter(
-          (path) => {
-            const m = /event_date=(\d{4}-\d{2}-\d{2})\/event_hour=(\d{2})\//
-              .exec(path);
-            return m &&
-              hourOverlaps(m[1], Number(m[2]), backfill.from, backfill.to) &&
-              !present.has(path);
-          },
+        files = await listRawFiles(hdfs, config.hdfs.rawDir, {
+          hours: (date, hour) =>
+            hourOverlaps(date, hour, backfill.from, backfill.to),
+        });
+        // Hours of the range HDFS no longer has: their rows go too (HDFS is
+        // the source of truth of a backfill).
+        const listed = new Set(
+          files.map((f) => partitionStart(f).getTime()),
         );
-        for (const path of stale) {
-          await withTransaction(pool, async (client) => {
-            await client.query(
-              "delete from raw.events where source_file = $1",
-              [path],
-            );
-            await client.query("delete from raw.load_ledger where path = $1", [
-              path,
-            ]);
-          });
-          removed++;
+        const ledgerHours = await pool.query(
+          `select distinct event_hour from raw.load_ledger
+            where event_hour >= $1 and event_hour < $2`,
+          [
+            new Date(
+              Math.floor(backfill.from.getTime() / 3_600_000) * 3_600_000,
+            ),
+            backfill.to,
+          ],
+        );
+        for (
+          const { event_hour } of ledgerHours.rows as { event_hour: Date }[]
+        ) {
+          if (listed.has(event_hour.getTime())) continue;
+          await withTransaction(pool, (c) => clearHourRows(c, event_hour));
+          removedHours++;
         }
       } else {
-        const loaded = await ledgerPaths(pool, config.hdfs.rawDir);
-        files = all.filter((f) => !loaded.has(f.path));
+        let released: RawFile[] = [];
+        if (opts.reloadQuarantine && !state.reload) {
+          const rows = await reloadQuarantinedRows({
+            pool,
+            runId: ctx.runId,
+            log: ctx.log,
+            filter: opts.reloadQuarantine,
+            now: env.now(),
+          });
+          const rel = await releaseQuarantinedFiles({
+            pool,
+            hdfs,
+            runId: ctx.runId,
+            filter: opts.reloadQuarantine,
+          });
+          released = rel.files;
+          state.reload = {
+            ...rows,
+            filesReleased: rel.files.length,
+            filesMissing: rel.missing,
+          };
+        }
+        listing = await listNewFiles({
+          pool,
+          hdfs,
+          rawDir: config.hdfs.rawDir,
+          lookbackHours: config.batch.lookbackHours,
+          now: env.now(),
+        });
+        present = new Set(listing.present);
+        const toLoad = new Set(listing.toLoad.map((f) => f.path));
+        files = [
+          ...listing.toLoad,
+          ...released.filter((f) => !toLoad.has(f.path)),
+        ];
+        if (released.length) {
+          // Their folders' files, to tell a second writer from a compaction.
+          const dirs = [
+            ...new Set(
+              released.map((f) => f.path.slice(0, f.path.lastIndexOf("/"))),
+            ),
+          ];
+          for (
+            const f of await listFolderFiles(
+              hdfs,
+              config.hdfs.rawDir,
+              dirs.map((dir) => ({ dir })),
+            )
+          ) present.add(f.path);
+        }
       }
+      const listingMs = Math.round(performance.now() - listStart);
       ctx.log.info("raw zone listed", {
         run_id: ctx.runId,
-        files_in_zone: all.length,
         to_load: files.length,
+        listing_ms: listingMs,
+        ...(listing ? { listing: listing.stats } : {}),
         backfill: backfill
           ? { from: backfill.from, to: backfill.to }
           : undefined,
@@ -238,10 +334,13 @@ function buildTasks(env: TaskEnv): TaskDef[] {
         pool,
         hdfs,
         files,
+        present,
+        root: config.hdfs.root,
         runId: ctx.runId,
         log: ctx.log,
         signal: ctx.signal,
         replace: backfill !== undefined,
+        onPhase: (phase) => env.failpoints.reached(phase),
         onProgress: (done, total, rows) => {
           if (Date.now() - lastReport > 2000 || done === total) {
             lastReport = Date.now();
@@ -249,17 +348,32 @@ function buildTasks(env: TaskEnv): TaskDef[] {
           }
         },
       });
+      if (listing) await settleFolders(pool, listing, opts.settleMarginMs);
       // A retry after a partial failure loads only what is left; keep totals.
       state.load = mergeLoads(state.load, result);
-      assertNoRejects(result);
+      mergeSummary(state.quarantine, result.quarantine);
+      const l = state.load;
       return {
-        rows: state.load.rows,
+        rows: l.rows,
+        warnings: l.quarantine.rows + l.quarantine.files,
         detail: {
-          files: state.load.files.length,
-          bytes: state.load.bytes,
-          files_in_zone: all.length,
-          already_loaded: result.alreadyLoaded.length,
-          ...(backfill ? { backfill: true, stale_files_removed: removed } : {}),
+          files: l.files.length,
+          bytes: l.bytes,
+          listing_ms: listingMs,
+          ...(listing ? { listing: listing.stats } : {}),
+          exact_duplicates: l.duplicates.exact,
+          conflicting_duplicates: l.duplicates.conflicting,
+          already_loaded_rows: l.alreadyLoadedRows,
+          compacted_files_adopted: l.adopted,
+          careful_files: l.carefulFiles,
+          quarantined_rows: l.quarantine.rows,
+          quarantined_files: l.quarantine.files,
+          quarantined_by_reason: l.quarantine.byReason,
+          already_loaded_files: result.alreadyLoaded.length,
+          ...(state.reload ? { reload: state.reload } : {}),
+          ...(backfill
+            ? { backfill: true, stale_hours_removed: removedHours }
+            : {}),
         },
       };
     }),
@@ -274,9 +388,29 @@ function buildTasks(env: TaskEnv): TaskDef[] {
     }),
 
     task("validate_and_process", "validate_raw", async (ctx) => {
-      const report = await validateLoaded(pool, ctx.runId);
+      const report = await validateLoaded(pool, ctx.runId, {
+        now: env.now(),
+      });
+      if (report.quarantineIds.length) {
+        await writeQuarantineCopies(
+          pool,
+          hdfs,
+          config.hdfs.root,
+          ctx.log,
+          report.quarantineIds,
+        );
+      }
+      mergeSummary(state.quarantine, report.quarantine);
       assertValid(report);
-      return { rows: report.rows, detail: { files: report.files } };
+      return {
+        rows: report.rows,
+        warnings: report.quarantine.rows,
+        detail: {
+          files: report.files,
+          quarantined_rows: report.quarantine.rows,
+          quarantined_by_reason: report.quarantine.byReason,
+        },
+      };
     }),
 
     task(
@@ -337,16 +471,63 @@ function buildTasks(env: TaskEnv): TaskDef[] {
         detail: { dir: r.dir, tables: r.tables, bytes: r.bytes },
       };
     }),
+
+    task("compaction", "compact_raw_zone", async (ctx) => {
+      const r = await compactClosedHours({
+        pool,
+        hdfs,
+        layout: { root: config.hdfs.root, rawDir: config.hdfs.rawDir },
+        runId: ctx.runId,
+        log: ctx.log,
+        graceMinutes: config.batch.compactionGraceMinutes,
+        now: env.now(),
+        signal: ctx.signal,
+        onPhase: (phase) => env.failpoints.reached(phase),
+      });
+      return {
+        rows: r.rows,
+        detail: {
+          hours_checked: r.hoursChecked,
+          groups: r.groups,
+          files_merged: r.filesMerged,
+          bytes: r.bytes,
+          recovered: r.recovered,
+          discarded: r.discarded,
+          ms: r.ms,
+          rows_per_s: r.ms > 0 ? Math.round(r.rows / (r.ms / 1000)) : null,
+        },
+      };
+    }),
   ];
+}
+
+/** Adds `b` to `a` (counts and examples). */
+function mergeSummary(a: QuarantineSummary, b: QuarantineSummary): void {
+  a.rows += b.rows;
+  a.files += b.files;
+  for (const [k, n] of Object.entries(b.byReason)) {
+    a.byReason[k] = (a.byReason[k] ?? 0) + n;
+  }
+  for (const e of b.examples) if (a.examples.length < 10) a.examples.push(e);
 }
 
 function mergeLoads(a: LoadResult | undefined, b: LoadResult): LoadResult {
   if (!a) return b;
+  const quarantine = emptySummary();
+  mergeSummary(quarantine, a.quarantine);
+  mergeSummary(quarantine, b.quarantine);
   return {
     files: [...a.files, ...b.files],
     rows: a.rows + b.rows,
     bytes: a.bytes + b.bytes,
-    rejected: b.rejected,
+    duplicates: {
+      exact: a.duplicates.exact + b.duplicates.exact,
+      conflicting: a.duplicates.conflicting + b.duplicates.conflicting,
+    },
+    alreadyLoadedRows: a.alreadyLoadedRows + b.alreadyLoadedRows,
+    adopted: a.adopted + b.adopted,
+    carefulFiles: a.carefulFiles + b.carefulFiles,
+    quarantine,
     alreadyLoaded: [...a.alreadyLoaded, ...b.alreadyLoaded],
     unusedColumns: [...new Set([...a.unusedColumns, ...b.unusedColumns])],
   };
@@ -475,7 +656,7 @@ export async function runDag(
   );
   const hdfs = createWebHdfs(config);
   const history = new RunHistory(pool, logger("batch.history"));
-  const state: RunState = {};
+  const state: RunState = { quarantine: emptySummary() };
   let out: DagRunResult;
   let saved = false;
   try {
@@ -496,6 +677,9 @@ export async function runDag(
           }
           : {}),
         ...(opts.skipGroups?.length ? { skip: opts.skipGroups } : {}),
+        ...(opts.reloadQuarantine
+          ? { reload_quarantine: opts.reloadQuarantine }
+          : {}),
       },
     });
     log.info("run started", { run_id: runId, trigger });
@@ -509,6 +693,8 @@ export async function runDag(
       state,
       opts,
       dbt: async () => dbtRunner ??= await resolveDbtRunner(),
+      failpoints: new BatchFailpoints(opts.failpoint, log),
+      now: opts.now ?? (() => new Date()),
     };
     const skip = new Set(opts.skipGroups ?? []);
     const tasks = buildTasks(env).map((t) =>
@@ -578,22 +764,45 @@ export async function runDag(
     const error = failed
       ? `${failed.group}.${failed.taskId}: ${failed.error}`
       : undefined;
+    const q = state.quarantine;
+    const warnings = q.rows + q.files;
+    const runState = failed
+      ? "failed"
+      : warnings > 0
+      ? "success_with_warnings"
+      : "success";
     await history.finishRun(runId, {
-      state: failed ? "failed" : "success",
+      state: runState,
       endedAt,
       durationMs,
       rowsLoaded,
       filesLoaded,
       error,
+      warnings,
+      warningDetail: warnings
+        ? {
+          quarantined_rows: q.rows,
+          quarantined_files: q.files,
+          by_reason: q.byReason,
+          examples: q.examples,
+        }
+        : undefined,
     });
     await notifier.runFinished({
       dagId: DAG_ID,
       runId,
       trigger,
-      state: failed ? "failed" : "success",
+      state: runState,
       durationMs,
       rowsLoaded,
       filesLoaded,
+      warnings: warnings
+        ? {
+          count: warnings,
+          summary: formatSummaryLine(q),
+          examples: q.examples,
+        }
+        : undefined,
       failedTask: failed ? `${failed.group}.${failed.taskId}` : undefined,
       error: failed?.error,
       failingTests: state.failingTests,
@@ -606,14 +815,17 @@ export async function runDag(
     });
     log.info("run finished", {
       run_id: runId,
-      state: failed ? "failed" : "success",
+      state: runState,
+      warnings,
       duration_ms: durationMs,
       rows_loaded: rowsLoaded,
       files_loaded: filesLoaded,
     });
     out = {
       ...base,
-      state: failed ? "failed" : "success",
+      state: runState,
+      quarantine: warnings ? q : undefined,
+      reload: state.reload,
       durationMs,
       rowsLoaded,
       filesLoaded,

@@ -27,12 +27,15 @@ export interface DbtTestRow {
 
 /** A finished run's totals. */
 export interface RunEnd {
-  state: "success" | "failed";
+  state: "success" | "success_with_warnings" | "failed";
   endedAt: Date;
   durationMs: number;
   rowsLoaded: number;
   filesLoaded: number;
   error?: string;
+  /** Items set aside by the run, and what they were. */
+  warnings?: number;
+  warningDetail?: Record<string, unknown>;
 }
 
 /** Records one run's history; never throws from the recording methods. */
@@ -166,7 +169,8 @@ export class RunHistory {
     return this.#enqueue({
       what: "run end",
       sql: `update ops.dag_runs set state = $2, ended_at = $3, duration_ms = $4,
-          rows_loaded = $5, files_loaded = $6, error = $7 where run_id = $1`,
+          rows_loaded = $5, files_loaded = $6, error = $7, warnings = $8,
+          warning_detail = $9 where run_id = $1`,
       params: [
         runId,
         end.state,
@@ -175,6 +179,8 @@ export class RunHistory {
         end.rowsLoaded,
         end.filesLoaded,
         end.error ? end.error.slice(0, 4000) : null,
+        end.warnings ?? 0,
+        end.warningDetail ? JSON.stringify(end.warningDetail) : null,
       ],
     });
   }

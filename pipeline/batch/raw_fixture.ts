@@ -143,3 +143,54 @@ export class RawZoneFixture {
     }
   }
 }
+
+/**
+ * Commits one raw-zone file holding exactly `rows` (one topic and Kafka
+ * partition; any content, e.g. hostile), in the hour folder of `hourOf`
+ * (default: the first row's event_ts), named from the rows' offsets. For
+ * tests that need precise files: duplicates, overlaps, bad text.
+ */
+export async function writeRawRows(
+  hdfs: WebHdfs,
+  rawDir: string,
+  rows: FlatRow[],
+  opts: { hourOf?: string; name?: string } = {},
+): Promise<string> {
+  const work = await Deno.makeTempDir({ prefix: "logpipe-rows-" });
+  const writer = await ParquetWriter.create();
+  try {
+    const ndjson = `${work}/rows.ndjson`;
+    const parquet = `${work}/rows.parquet`;
+    await Deno.writeTextFile(
+      ndjson,
+      rows.map((r) => JSON.stringify(r)).join("\n") + "\n",
+    );
+    const written = await writer.convert(ndjson, parquet);
+    if (written !== rows.length) {
+      throw new Error(`wrote ${written} of ${rows.length} rows`);
+    }
+    const offsets = rows.map((r) => r.kafka_offset);
+    const name = opts.name ?? formatDataFileName({
+      topic: rows[0].kafka_topic,
+      partition: rows[0].kafka_partition,
+      firstOffset: Math.min(...offsets),
+      lastOffset: Math.max(...offsets),
+      extension: "parquet",
+    });
+    const { date, hour } = utcDateHour(
+      Date.parse(opts.hourOf ?? rows[0].event_ts),
+    );
+    const dir = `${rawDir}/${rawPartitionDir(date, hour)}`;
+    await hdfs.mkdirs(dir);
+    await hdfs.create(`${rawDir}/_tmp/${name}`, await Deno.readFile(parquet), {
+      overwrite: true,
+    });
+    if (!(await hdfs.rename(`${rawDir}/_tmp/${name}`, `${dir}/${name}`))) {
+      throw new Error(`rename failed: ${name}`);
+    }
+    return `${dir}/${name}`;
+  } finally {
+    writer.close();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}

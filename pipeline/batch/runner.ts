@@ -17,6 +17,7 @@ import {
 export type TaskState =
   | "running"
   | "success"
+  | "success_with_warnings"
   | "failed"
   | "up_for_retry"
   | "skipped";
@@ -34,6 +35,8 @@ export interface TaskContext {
 export interface TaskResult {
   rows?: number;
   detail?: Record<string, unknown>;
+  /** Data set aside (quarantined) by the try: it ends success_with_warnings. */
+  warnings?: number;
 }
 
 /** One task of the DAG. */
@@ -75,7 +78,7 @@ export interface RunObserver {
 export interface TaskOutcome {
   group: string;
   taskId: string;
-  state: "success" | "failed" | "skipped";
+  state: "success" | "success_with_warnings" | "failed" | "skipped";
   tries: number;
   /** From the first try's start to the last try's end (waits included). */
   durationMs: number;
@@ -187,9 +190,10 @@ export async function runTask(
     const endedAt = new Date();
     const durationMs = endedAt.getTime() - startedAt.getTime();
     if (failure === undefined) {
+      const warned = (result?.warnings ?? 0) > 0;
       const rec: TryRecord = {
         ...base,
-        state: "success",
+        state: warned ? "success_with_warnings" : "success",
         endedAt,
         durationMs,
         rows: result?.rows,
@@ -206,7 +210,7 @@ export async function runTask(
       return {
         group: task.group,
         taskId: task.id,
-        state: "success",
+        state: warned ? "success_with_warnings" : "success",
         tries: tryNumber,
         durationMs: endedAt.getTime() - firstStart,
         rows: rec.rows,

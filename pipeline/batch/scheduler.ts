@@ -48,7 +48,10 @@ export function scheduleBatch(
           state: r.state,
           summary: formatSummary(r),
         });
-        if (r.state === "success" && onSuccess) {
+        if (
+          (r.state === "success" || r.state === "success_with_warnings") &&
+          onSuccess
+        ) {
           await onSuccess(r).catch((err) =>
             log.warn("after-run step failed", { run_id: r.runId, error: err })
           );

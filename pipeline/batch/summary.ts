@@ -1,6 +1,7 @@
 /** The run summary `deno task batch` prints: one line per task, then totals. */
 import { formatMs } from "./retry.ts";
 import type { DagRunResult } from "./dag.ts";
+import { formatSummaryLine } from "./quarantine.ts";
 
 /** The summary as text lines (no colour; stdout may be a file). */
 export function formatSummary(r: DagRunResult): string {
@@ -31,6 +32,21 @@ export function formatSummary(r: DagRunResult): string {
     ...rows.map(line),
     `loaded ${r.filesLoaded} files, ${r.rowsLoaded} rows`,
   ];
+  if (r.reload) {
+    const x = r.reload;
+    out.push(
+      `reload of quarantined data: ${x.rowsSelected} row(s): ${x.loaded} loaded, ${x.duplicates} duplicate(s), ${x.alreadyLoaded} already loaded, ${x.stillQuarantined} still quarantined; ${x.filesReleased} file(s) loaded again${
+        x.filesMissing ? `, ${x.filesMissing} no longer in the raw zone` : ""
+      }`,
+    );
+  }
+  if (r.quarantine) {
+    out.push(`warning: ${formatSummaryLine(r.quarantine)}`);
+    for (const e of r.quarantine.examples) out.push(`  - ${e}`);
+    out.push(
+      "  (raw.quarantine and the site's pipeline health page list them; deno task batch --reload-quarantine loads them again after a fix)",
+    );
+  }
   if (r.failingTests?.length) {
     out.push(`failing dbt tests: ${r.failingTests.join(", ")}`);
   }

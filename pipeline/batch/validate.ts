@@ -1,14 +1,28 @@
 /**
  * The validate step, run AFTER the load (the original validated the wrong
- * database, before loading): for every loaded file not yet validated,
- * ledger row counts equal the rows in raw.events, no event_id is doubled,
- * required fields are present, nothing is from the future; plus the global
- * reconciliation ledger total = table total. Files that pass are marked
- * validated by this run; a violation fails the task without retries (it is
- * data, not a hiccup) and the files stay unvalidated, so the next run checks
- * them again.
+ * database, before loading), over every loaded file not yet validated:
+ *
+ * - data checks on the file's rows in raw.events: identifiers not blank,
+ *   the fields each event type requires present, nothing from the future
+ *   (beyond FUTURE_TOLERANCE_MS of clock skew). A row that fails was let
+ *   through by the stream validator; it is moved to the quarantine with its
+ *   reason (one transaction), never fails the run;
+ * - accounting (by Kafka coordinates, see ledger.ts): every row of each file
+ *   is in exactly one of raw.events, raw.duplicates or the quarantine, and
+ *   the ledger's total equals the three tables' totals; the primary key on
+ *   event_id exists. A violation here is a defect of the pipeline, not of
+ *   the data: it fails the task without retries, and the files stay
+ *   unvalidated, so the next run checks them again.
+ *
+ * Files that pass are marked validated by this run.
  */
 import type { Pool } from "../clients/postgres.ts";
+import {
+  addToSummary,
+  emptySummary,
+  type QuarantineSummary,
+  storableText,
+} from "./quarantine.ts";
 import { NonRetryableError } from "./retry.ts";
 
 /** Fields each event type must carry beyond the table's NOT NULL columns. */
@@ -36,22 +50,74 @@ export interface ValidationReport {
   files: number;
   rows: number;
   violations: Violation[];
+  /** Rows moved to the quarantine by the data checks. */
+  quarantine: QuarantineSummary;
+  quarantineIds: number[];
 }
 
 /** SQL condition "row misses a field its type requires" (static text, no input). */
 export function requiredFieldsCondition(
   rules: Record<string, string[]> = REQUIRED_BY_TYPE,
+  alias = "",
 ): string {
   const ident = (s: string) => {
     if (!/^[a-z_][a-z0-9_]*$/.test(s)) throw new Error(`bad identifier ${s}`);
-    return s;
+    return `${alias ? `${alias}.` : ""}${s}`;
   };
   return Object.entries(rules).map(([type, cols]) =>
-    `(event_type = '${ident(type)}' and (${
+    `(${ident("event_type")} = '${type.replace(/[^a-z_]/g, "")}' and (${
       cols.map((c) => `${ident(c)} is null`).join(" or ")
     }))`
   ).join(" or ");
 }
+
+/**
+ * SQL expression naming the first data check a row of `alias` fails
+ * (quarantine reason and detail), or null; `$deadline` is the placeholder of
+ * the newest acceptable time. Shared with the quarantine reload.
+ */
+export function rowCheckSql(alias: string, deadline: string): {
+  reason: string;
+  detail: string;
+  failing: string;
+} {
+  const a = (c: string) => `${alias}.${c}`;
+  const blank = `(${
+    ["event_id", "user_id", "session_id", "event_type", "service"].map((c) =>
+      `${a(c)} = ''`
+    ).join(" or ")
+  })`;
+  const missing = `(${requiredFieldsCondition(REQUIRED_BY_TYPE, alias)})`;
+  const future = `(${a("event_ts")} > ${deadline} or ${
+    a("kafka_timestamp")
+  } > ${deadline})`;
+  return {
+    failing: `(${blank} or ${missing} or ${future})`,
+    reason: `case when ${blank} then 'blank_identifier'
+                  when ${missing} then 'missing_required_field'
+                  else 'future_timestamp' end`,
+    detail: `case when ${blank} then 'an identifier is empty'
+                  when ${missing} then 'a field required for ' || ${
+      a("event_type")
+    } || ' events is missing'
+                  else 'event_ts ' || ${
+      a("event_ts")
+    }::text || ' / kafka_timestamp ' ||
+                       coalesce(${
+      a("kafka_timestamp")
+    }::text, 'null') || ' is after ' || ${deadline}::text
+                       || ' (now + allowed clock skew)' end`,
+  };
+}
+
+/** Rows of unvalidated ledger files, by coordinates (see ledger.ts). */
+const PENDING_ROWS = `
+  from raw.load_ledger l
+  join raw.events e
+    on e.kafka_topic = l.kafka_topic and e.kafka_partition = l.kafka_partition
+   and e.kafka_offset between l.first_offset and l.last_offset
+   and e.event_ts >= l.event_hour and e.event_ts < l.event_hour + interval '1 hour'
+ where l.validated_by is null and l.status = 'loaded'`;
 
 /** Runs every check over the files not yet validated; marks them when all pass. */
 export async function validateLoaded(
@@ -60,15 +126,14 @@ export async function validateLoaded(
   opts: { now?: Date; markValidated?: boolean } = {},
 ): Promise<ValidationReport> {
   const now = opts.now ?? new Date();
+  const deadline = new Date(now.getTime() + FUTURE_TOLERANCE_MS);
   const violations: Violation[] = [];
+  const quarantine = emptySummary();
   const pending = await pool.query(
-    "select path, row_count from raw.load_ledger where validated_by is null",
+    `select path, row_count from raw.load_ledger
+      where validated_by is null and status = 'loaded'`,
   );
   const paths: string[] = pending.rows.map((r: { path: string }) => r.path);
-  const expectedRows = pending.rows.reduce(
-    (a: number, r: { row_count: number }) => a + Number(r.row_count),
-    0,
-  );
 
   // The primary key is what makes duplicates impossible: prove it is there.
   const pk = await pool.query(
@@ -83,88 +148,112 @@ export async function validateLoaded(
     });
   }
 
-  // Global reconciliation: every row belongs to a ledger file and vice versa.
+  // Data checks: what slipped through goes to the quarantine.
+  let quarantineIds: number[] = [];
+  if (paths.length) {
+    const check = rowCheckSql("e", "$2::timestamptz");
+    const client = await pool.connect();
+    try {
+      await client.query("begin");
+      const moved = await client.query(
+        `with bad as (
+           select distinct on (e.event_id) e.*, ${check.reason} as q_reason,
+                  ${check.detail} as q_detail
+           ${PENDING_ROWS} and ${check.failing}),
+         gone as (
+           delete from raw.events x using bad b where x.event_id = b.event_id
+           returning b.*)
+         insert into raw.quarantine (scope, reason, detail, source_path, kafka_topic,
+           kafka_partition, first_offset, last_offset, event_hour, event_id,
+           row_json, run_id)
+         select 'row', q_reason, q_detail, source_file, kafka_topic, kafka_partition,
+                kafka_offset, kafka_offset, date_trunc('hour', event_ts, 'UTC'),
+                event_id,
+                (to_jsonb(g) - array['q_reason', 'q_detail', 'source_file', 'loaded_at'])::text,
+                $1
+           from gone g
+         on conflict (kafka_topic, kafka_partition, first_offset) where scope = 'row'
+         do update set status = 'quarantined', reason = excluded.reason,
+           detail = excluded.detail, source_path = excluded.source_path,
+           row_json = excluded.row_json, run_id = excluded.run_id,
+           quarantined_at = now(), hdfs_path = null
+         returning id, reason, source_path, kafka_partition, first_offset, detail`,
+        [runId, deadline],
+      );
+      await client.query("commit");
+      quarantineIds = moved.rows.map((r) => Number(r.id));
+      for (const r of moved.rows) {
+        addToSummary(
+          quarantine,
+          "row",
+          r.reason,
+          `${
+            String(r.source_path).split("/").pop()
+          } @ ${r.kafka_partition}/${r.first_offset} (${
+            storableText(String(r.detail)).slice(0, 160)
+          })`,
+        );
+      }
+    } catch (err) {
+      await client.query("rollback").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // Accounting, after the moves.
   const totals = await pool.query(
-    `select (select coalesce(sum(row_count), 0) from raw.load_ledger)::bigint as ledger,
-            (select count(*) from raw.events)::bigint as events`,
+    `select (select coalesce(sum(row_count), 0) from raw.load_ledger where status = 'loaded')::bigint as ledger,
+            (select count(*) from raw.events)::bigint as events,
+            (select count(*) from raw.duplicates)::bigint as duplicates,
+            (select count(*) from raw.quarantine
+              where scope = 'row' and status = 'quarantined')::bigint as quarantined`,
   );
-  const { ledger, events } = totals.rows[0];
-  if (Number(ledger) !== Number(events)) {
+  const t = totals.rows[0];
+  const accounted = Number(t.events) + Number(t.duplicates) +
+    Number(t.quarantined);
+  if (Number(t.ledger) !== accounted) {
     violations.push({
       check: "ledger_total",
-      detail: `ledger says ${ledger} rows, raw.events holds ${events}`,
+      detail:
+        `ledger says ${t.ledger} rows; raw.events ${t.events} + duplicates ${t.duplicates} + quarantined ${t.quarantined} = ${accounted}`,
     });
   }
 
   let rows = 0;
   if (paths.length) {
     const counts = await pool.query(
-      `select l.path, l.row_count, count(e.event_id)::bigint as loaded
-       from raw.load_ledger l left join raw.events e on e.source_file = l.path
-       where l.path = any($1) group by l.path, l.row_count
-       having count(e.event_id) <> l.row_count limit 10`,
-      [paths],
+      `select l.path, l.row_count,
+              (select count(*) from raw.events e
+                where e.kafka_topic = l.kafka_topic and e.kafka_partition = l.kafka_partition
+                  and e.kafka_offset between l.first_offset and l.last_offset
+                  and e.event_ts >= l.event_hour
+                  and e.event_ts < l.event_hour + interval '1 hour')::bigint as events,
+              (select count(*) from raw.duplicates d
+                where d.kafka_topic = l.kafka_topic and d.kafka_partition = l.kafka_partition
+                  and d.kafka_offset between l.first_offset and l.last_offset
+                  and d.event_hour = l.event_hour)::bigint as duplicates,
+              (select count(*) from raw.quarantine q
+                where q.scope = 'row' and q.status = 'quarantined'
+                  and q.kafka_topic = l.kafka_topic and q.kafka_partition = l.kafka_partition
+                  and q.first_offset between l.first_offset and l.last_offset
+                  and q.event_hour = l.event_hour)::bigint as quarantined
+         from raw.load_ledger l
+        where l.validated_by is null and l.status = 'loaded'`,
     );
+    let shown = 0;
     for (const r of counts.rows) {
-      violations.push({
-        check: "ledger_row_count",
-        detail: `${r.path}: ledger ${r.row_count}, loaded ${r.loaded}`,
-      });
-    }
-    const dups = await pool.query(
-      `select event_id, count(*)::int as n from raw.events where source_file = any($1)
-       group by event_id having count(*) > 1 limit 10`,
-      [paths],
-    );
-    for (const r of dups.rows) {
-      violations.push({
-        check: "unique_event_id",
-        detail: `${r.event_id} × ${r.n}`,
-      });
-    }
-    const checks = await pool.query(
-      `select
-         count(*)::bigint as rows,
-         count(*) filter (where event_id = '' or user_id = '' or session_id = ''
-                            or event_type = '' or service = '')::bigint as blank_ids,
-         count(*) filter (where ${requiredFieldsCondition()})::bigint as missing_fields,
-         count(*) filter (where event_ts > $2 or kafka_timestamp > $2)::bigint as future,
-         (array_agg(event_id) filter (where ${requiredFieldsCondition()}))[1:5] as missing_examples,
-         (array_agg(event_id) filter (where event_ts > $2 or kafka_timestamp > $2))[1:5] as future_examples
-       from raw.events where source_file = any($1)`,
-      [paths, new Date(now.getTime() + FUTURE_TOLERANCE_MS)],
-    );
-    const c = checks.rows[0];
-    rows = Number(c.rows);
-    if (rows !== expectedRows) {
-      violations.push({
-        check: "ledger_row_count",
-        detail:
-          `unvalidated files: ledger ${expectedRows} rows, loaded ${rows}`,
-      });
-    }
-    if (Number(c.blank_ids) > 0) {
-      violations.push({
-        check: "required_not_null",
-        detail: `${c.blank_ids} rows with an empty identifier`,
-      });
-    }
-    if (Number(c.missing_fields) > 0) {
-      violations.push({
-        check: "required_not_null",
-        detail:
-          `${c.missing_fields} rows miss a field their event type requires, e.g. ${
-            (c.missing_examples ?? []).join(", ")
-          }`,
-      });
-    }
-    if (Number(c.future) > 0) {
-      violations.push({
-        check: "not_in_future",
-        detail: `${c.future} rows dated after ${now.toISOString()} (+${
-          FUTURE_TOLERANCE_MS / 60_000
-        } min), e.g. ${(c.future_examples ?? []).join(", ")}`,
-      });
+      rows += Number(r.events);
+      const sum = Number(r.events) + Number(r.duplicates) +
+        Number(r.quarantined);
+      if (sum !== Number(r.row_count) && shown++ < 10) {
+        violations.push({
+          check: "ledger_row_count",
+          detail:
+            `${r.path}: ledger ${r.row_count} rows, accounted ${sum} (raw.events ${r.events}, duplicates ${r.duplicates}, quarantined ${r.quarantined})`,
+        });
+      }
     }
   }
 
@@ -174,7 +263,7 @@ export async function validateLoaded(
       [paths, runId],
     );
   }
-  return { files: paths.length, rows, violations };
+  return { files: paths.length, rows, violations, quarantine, quarantineIds };
 }
 
 /** Throws NonRetryableError naming every violation. */

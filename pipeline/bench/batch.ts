@@ -128,6 +128,7 @@ export async function benchBatch(
         pool,
         hdfs: createWebHdfs(t.config),
         files,
+        root: t.config.hdfs.root,
         runId: "bench",
         log,
       });

@@ -15,10 +15,13 @@ export interface RunNotice {
   dagId: string;
   runId: string;
   trigger: string;
-  state: "success" | "failed";
+  /** success_with_warnings: the run succeeded but set data aside (see `warnings`). */
+  state: "success" | "success_with_warnings" | "failed";
   durationMs: number;
   rowsLoaded: number;
   filesLoaded: number;
+  /** What the run set aside (quarantined rows and files), when it did. */
+  warnings?: { count: number; summary: string; examples: string[] };
   /** The task that failed the run, and why. */
   failedTask?: string;
   error?: string;
@@ -80,13 +83,33 @@ function fieldsBlock(fields: Array<[string, string]>) {
   };
 }
 
-/** The message for a finished run (success or failure). */
+/** The notification kind of a finished run. */
+export function runKind(state: RunNotice["state"]): string {
+  return state === "failed"
+    ? "run_failure"
+    : state === "success_with_warnings"
+    ? "run_success_with_warnings"
+    : "run_success";
+}
+
+/** The message for a finished run (success, with warnings, or failure). */
 export function runMessage(n: RunNotice): SlackPayload {
-  const ok = n.state === "success";
+  const ok = n.state !== "failed";
+  const warned = n.state === "success_with_warnings";
   const head = ok
-    ? `🎉 DAG ${n.dagId} run ${n.runId} succeeded in ${
+    ? `${warned ? "⚠️" : "🎉"} DAG ${n.dagId} run ${n.runId} succeeded${
+      warned ? " with warnings" : ""
+    } in ${
       formatMs(n.durationMs)
-    }: ${n.filesLoaded} files, ${n.rowsLoaded} rows loaded`
+    }: ${n.filesLoaded} files, ${n.rowsLoaded} rows loaded${
+      n.warnings
+        ? `; ${n.warnings.summary}${
+          n.warnings.examples.length
+            ? `\n${n.warnings.examples.map((e) => `• ${e}`).join("\n")}`
+            : ""
+        }`
+        : ""
+    }`
     : `🔴 DAG ${n.dagId} run ${n.runId} failed at ${
       n.failedTask ?? "?"
     } after ${formatMs(n.durationMs)}: ${n.error ?? "unknown error"}`;
@@ -105,6 +128,7 @@ export function runMessage(n: RunNotice): SlackPayload {
     ["Duration", formatMs(n.durationMs)],
     ["Rows loaded", String(n.rowsLoaded)],
   ];
+  if (n.warnings) fields.push(["Quarantined", n.warnings.summary]);
   if (!ok) {
     fields.push(["Failed task", n.failedTask ?? "?"]);
     fields.push(["Error", n.error ?? ""]);
@@ -125,7 +149,7 @@ export function runMessage(n: RunNotice): SlackPayload {
         },
       },
     ],
-    logpipe: { kind: ok ? "run_success" : "run_failure", ...n },
+    logpipe: { kind: runKind(n.state), ...n },
   };
 }
 

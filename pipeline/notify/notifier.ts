@@ -8,6 +8,7 @@ import type { NotifyConfig } from "../config.ts";
 import { type Logger, logger } from "../log.ts";
 import { sendEmail } from "./email.ts";
 import {
+  runKind,
   runMessage,
   type RunNotice,
   type ServiceCheck,
@@ -60,10 +61,7 @@ export class Notifier implements BatchNotifier {
   }
 
   async runFinished(n: RunNotice): Promise<void> {
-    await this.#webhook(
-      n.state === "success" ? "run_success" : "run_failure",
-      runMessage(n),
-    );
+    await this.#webhook(runKind(n.state), runMessage(n));
   }
 
   async taskTryFailed(n: TaskFailureNotice): Promise<void> {

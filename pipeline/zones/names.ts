@@ -138,3 +138,14 @@ export function parseRawPartition(
   const hour = Number(m[2]);
   return hour <= 23 ? { eventDate: m[1], eventHour: hour } : undefined;
 }
+
+/**
+ * The quarantine zone (`${root}/quarantine`): HDFS copies of what the batch
+ * set aside, `date=YYYY-MM-DD/<source file name>+<run id>+q<first id>.ndjson`
+ * (rows, one JSON line each, with the reason) or `….parquet` (a whole
+ * refused file).
+ * Written by pipeline/batch/quarantine.ts; raw.quarantine indexes it.
+ */
+export function quarantineDir(root: string): string {
+  return `${root.replace(/\/+$/, "")}/quarantine`;
+}

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { parseDataFileName, parseRawPartition } from "./names.ts";
 import type { DeadLetterRecord } from "./dead_letter.ts";
+import { pendingCompactionInputs } from "./compaction.ts";
 
 /** A row of the raw zone as read back. */
 export interface RawZoneRow {
@@ -52,7 +53,9 @@ export async function queryRawZone(
   const tmp = await Deno.makeTempDir({ prefix: "logpipe-rawzone-" });
   try {
     let n = 0;
+    const replaced = await pendingCompactionInputs(hdfs, config.hdfs);
     for (const f of await hdfs.walk(config.hdfs.rawDir)) {
+      if (replaced.has(f.path)) continue;
       const name = parseDataFileName(f.pathSuffix);
       if (!name || name.extension !== "parquet" || !parseRawPartition(f.path)) {
         continue;
@@ -90,7 +93,12 @@ export async function readZones(config: Config): Promise<ZoneContents> {
   const tmp = await Deno.makeTempDir({ prefix: "logpipe-zones-" });
   try {
     const foreign: string[] = [];
-    const queue = [...await hdfs.walk(config.hdfs.rawDir)];
+    // Inputs a committed compaction replaced (rolled forward by the next
+    // batch): their rows are in the merged file already.
+    const replaced = await pendingCompactionInputs(hdfs, config.hdfs);
+    const queue = (await hdfs.walk(config.hdfs.rawDir)).filter((f) =>
+      !replaced.has(f.path)
+    );
     const localToPath = new Map<string, string>();
     let rawBytes = 0;
     let n = 0;
