@@ -14,10 +14,10 @@ import { loadConfig } from "../pipeline/config.ts";
 import { runDag, TASK_GROUPS, type TaskGroup } from "../pipeline/batch/dag.ts";
 import { formatSummary } from "../pipeline/batch/summary.ts";
 import {
-  QUARANTINE_REASONS,
   type ReloadFilter,
   selectQuarantine,
 } from "../pipeline/batch/reload.ts";
+import { QUARANTINE_REASONS } from "../pipeline/batch/quarantine.ts";
 import { createPool } from "../pipeline/clients/postgres.ts";
 import {
   BATCH_FAIL_PHASES,

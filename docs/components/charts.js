@@ -25,6 +25,8 @@ export const typeColor = {
 
 const STATE_COLORS = {
   success: "#59a14f",
+  // The run succeeded but set data aside (quarantine): look at it.
+  success_with_warnings: "#edc948",
   failed: "#e15759",
   running: "#4e79a7",
   up_for_retry: "#f28e2b",

@@ -406,7 +406,7 @@ export async function components(db: Db, staleSecs = 30) {
 export async function batchRuns(db: Db, limit: number) {
   const runs = await db.query<{ run_id: string }>(
     `select run_id, dag_id, trigger, state, started_at, ended_at, duration_ms::float8 as duration_ms,
-            rows_loaded::float8 as rows_loaded, files_loaded, error
+            rows_loaded::float8 as rows_loaded, files_loaded, warnings, error
        from ops.dag_runs
       order by started_at desc, run_id
       limit $1`,
@@ -424,6 +424,41 @@ export async function batchRuns(db: Db, limit: number) {
     )
     : { rows: [] };
   return { runs: runs.rows, tasks: tasks.rows };
+}
+
+/**
+ * What the batch set aside: quarantined rows and files (newest first, the
+ * row as escaped JSON text, clipped) with counts by reason and status, and
+ * the duplicates it did not load, by kind.
+ */
+export async function quarantine(
+  db: Db,
+  opts: { status: string; reasons?: string[]; limit: number },
+) {
+  const items = await db.query(
+    `select id::float8 as id, scope, reason, sqlstate, detail, source_path,
+            kafka_partition, first_offset::float8 as first_offset,
+            last_offset::float8 as last_offset, event_id,
+            left(row_json, 2000) as row_json, hdfs_path, run_id, quarantined_at,
+            status, attempts, last_attempt_error, resolution, reloaded_by
+       from raw.quarantine
+      where ($1 = 'all' or status = $1) and ($2::text[] is null or reason = any($2))
+      order by quarantined_at desc, id desc
+      limit $3`,
+    [opts.status, opts.reasons ?? null, opts.limit],
+  );
+  const byReason = await db.query(
+    `select reason, scope, status, count(*)::float8 as items
+       from raw.quarantine group by 1, 2, 3 order by 4 desc limit 100`,
+  );
+  const duplicates = await db.query(
+    `select kind, count(*)::float8 as rows from raw.duplicates group by 1 order by 1`,
+  );
+  return {
+    items: items.rows,
+    byReason: byReason.rows,
+    duplicates: duplicates.rows,
+  };
 }
 
 /** dbt test results of one run (default: the newest run that has any). */

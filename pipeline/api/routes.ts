@@ -17,10 +17,12 @@ import {
   LEVELS,
   listOf,
   MAX_WINDOW_SECS,
+  oneOf,
   type ParamSpec,
   text,
 } from "./params.ts";
 import * as q from "./queries.ts";
+import { QUARANTINE_REASONS } from "../batch/quarantine.ts";
 
 /** What a handler gets. */
 export interface RouteContext {
@@ -220,6 +222,24 @@ export const ROUTES: Route[] = [
     params: { limit: int(1, 100, 20) },
     summary: "the last batch runs and their task tries (Airflow-style grid)",
     handler: ({ db, params }) => q.batchRuns(db, params.limit as number),
+  },
+  {
+    method: "GET",
+    path: "/api/batch/quarantine",
+    cache: () => ({ ttlMs: 1000, long: false }),
+    params: {
+      status: oneOf(["quarantined", "reloaded", "all"] as const, "quarantined"),
+      reason: listOf(QUARANTINE_REASONS),
+      limit: int(1, 500, 100),
+    },
+    summary:
+      "rows and files the batch quarantined (reason, SQLSTATE, coordinates, the row), by reason; duplicates by kind",
+    handler: ({ db, params }) =>
+      q.quarantine(db, {
+        status: params.status as string,
+        reasons: params.reason as string[] | undefined,
+        limit: params.limit as number,
+      }),
   },
   {
     method: "GET",

@@ -34,6 +34,18 @@ export type QuarantineReason =
   /** validate: an identifier is the empty string. */
   | "blank_identifier";
 
+/** Every reason, as --reason and the API accept them. */
+export const QUARANTINE_REASONS: readonly QuarantineReason[] = [
+  "data_error",
+  "offset_conflict",
+  "overlapping_offsets",
+  "unreadable_file",
+  "too_many_bad_rows",
+  "future_timestamp",
+  "missing_required_field",
+  "blank_identifier",
+];
+
 /** One row to set aside. */
 export interface RowQuarantine {
   reason: QuarantineReason;

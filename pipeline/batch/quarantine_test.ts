@@ -22,6 +22,7 @@ import type {
 } from "../notify/messages.ts";
 import type { BatchNotifier } from "../notify/notifier.ts";
 import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
+import { startApi } from "../api/server.ts";
 import { runDag } from "./dag.ts";
 import { writeRawRows } from "./raw_fixture.ts";
 
@@ -256,6 +257,39 @@ Deno.test({
         [r.runId],
       );
       assert.deepEqual(run, { state: "success_with_warnings", warnings: 7 });
+
+      // Visible through the API (the site's pipeline health page reads it).
+      const api = await startApi(t.config, {
+        port: 0,
+        siteDir: null,
+        services: () => Promise.resolve([]),
+      });
+      try {
+        const res = await fetch(
+          `${api.url}/api/batch/quarantine?reason=data_error`,
+        );
+        assert.equal(res.status, 200);
+        const body = await res.json();
+        assert.equal(body.items.length, 3);
+        assert.ok(
+          body.items.some((i: { row_json: string }) =>
+            i.row_json.includes("Ca\\u0000iro")
+          ),
+          "the row is shown with U+0000 escaped",
+        );
+        assert.deepEqual(
+          body.duplicates.map((d: { kind: string; rows: number }) => [
+            d.kind,
+            d.rows,
+          ]),
+          [["conflicting", 1], ["exact", 2]],
+        );
+        const bad = await fetch(`${api.url}/api/batch/quarantine?reason=nope`);
+        assert.equal(bad.status, 400);
+        await bad.body?.cancel();
+      } finally {
+        await api.shutdown();
+      }
 
       // A quarantined item never blocks a later run.
       const again = await runDag(t.config, {

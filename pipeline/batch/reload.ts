@@ -26,18 +26,6 @@ import type { RawFile } from "../zones/raw_listing.ts";
 import { stageAndResolve, targetColumns } from "./loader.ts";
 import { FUTURE_TOLERANCE_MS } from "./validate.ts";
 
-/** Every quarantine reason (for --reason). */
-export const QUARANTINE_REASONS = [
-  "data_error",
-  "offset_conflict",
-  "overlapping_offsets",
-  "unreadable_file",
-  "too_many_bad_rows",
-  "future_timestamp",
-  "missing_required_field",
-  "blank_identifier",
-] as const;
-
 /** Which quarantined items to retry (none given: all). */
 export interface ReloadFilter {
   reasons?: string[];
