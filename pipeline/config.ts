@@ -26,6 +26,15 @@ export const DEFAULT_PORTS = {
   datanodeHttp: 9864,
   datanodeData: 9866,
   datanodeIpc: 9867,
+  // The local cluster's further nodes (LOGPIPE_CLUSTER=1): brokers 2 and 3
+  // with their KRaft controller ports, and a second DataNode.
+  kafka2: 9094,
+  kafkaController2: 9095,
+  kafka3: 9096,
+  kafkaController3: 9097,
+  datanode2Http: 9874,
+  datanode2Data: 9876,
+  datanode2Ipc: 9877,
   postgres: 5433,
   api: 8787,
   sitePreview: 3000,
@@ -38,11 +47,56 @@ export interface KafkaConfig {
   partitions: number;
   clientId: string;
   consumerGroup: string;
+  /** Replication factor of a created topic; undefined = min(3, brokers). */
+  replicationFactor: number | undefined;
+  /** min.insync.replicas of a created topic; undefined = RF - 1, at least 1. */
+  minInsyncReplicas: number | undefined;
+  /** TLS to the brokers (undefined = plain text). */
+  tls: KafkaTlsConfig | undefined;
+  /** SASL authentication (undefined = none). */
+  sasl: KafkaSaslConfig | undefined;
 }
+
+/** TLS to the brokers; files are PEM. No CA file = the system's CAs. */
+export interface KafkaTlsConfig {
+  caFile: string | undefined;
+  /** Client certificate and key (mutual TLS), both or neither. */
+  certFile: string | undefined;
+  keyFile: string | undefined;
+}
+
+/** The SASL mechanisms kafkajs speaks (besides OAUTHBEARER and AWS). */
+export const KAFKA_SASL_MECHANISMS = [
+  "plain",
+  "scram-sha-256",
+  "scram-sha-512",
+] as const;
+
+export interface KafkaSaslConfig {
+  mechanism: typeof KAFKA_SASL_MECHANISMS[number];
+  username: string;
+  password: string;
+}
+
+/** libpq's sslmode values (with libpq's meaning, see clients/postgres.ts). */
+export const POSTGRES_SSL_MODES = [
+  "disable",
+  "prefer",
+  "require",
+  "verify-ca",
+  "verify-full",
+] as const;
 
 export interface HdfsConfig {
   /** e.g. http://127.0.0.1:9870 (the NameNode's HTTP address, no path). */
   webhdfsUrl: string;
+  /**
+   * Every NameNode's HTTP(S) origin, webhdfsUrl first: with HA, the client
+   * fails over to the next on a connection error or a StandbyException.
+   */
+  webhdfsUrls: string[];
+  /** PEM file of the CA that signed the NameNodes' and DataNodes' HTTPS certificates (undefined = system CAs). */
+  caFile: string | undefined;
   external: boolean;
   user: string;
   /** Root of everything logpipe writes; zones live below it. */
@@ -71,6 +125,14 @@ export interface PostgresConfig {
   biConnectionLimit: number;
   /** Network settings of the local cluster (ignored in external mode). */
   server: PostgresServerConfig;
+  /**
+   * sslmode of logpipe's own connections, with libpq's meaning
+   * (LOGPIPE_POSTGRES_SSLMODE, or `sslmode` in LOGPIPE_DATABASE_URL); also
+   * in `url` as a query parameter. undefined = plain text.
+   */
+  sslMode: typeof POSTGRES_SSL_MODES[number] | undefined;
+  /** PEM file of the CA to check the server's certificate against. */
+  sslRootCert: string | undefined;
 }
 
 /** Who may reach the local PostgreSQL cluster over TCP, and how. */
@@ -110,6 +172,12 @@ export const MIN_API_TOKEN_LENGTH = 32;
 export interface Config {
   /** Ports of the local services: DEFAULT_PORTS + LOGPIPE_PORT_OFFSET. */
   ports: Ports;
+  /**
+   * The local services run as a cluster (LOGPIPE_CLUSTER=1, or a state
+   * folder first started with `services up --cluster`): 3 Kafka brokers
+   * (RF 3, min ISR 2) and 2 DataNodes (HDFS replication 2).
+   */
+  cluster: boolean;
   /** Absolute path of the project root (where deno.json lives). */
   projectRoot: string;
   /** Absolute path of the git-ignored local state folder. */
@@ -148,11 +216,29 @@ export const VARIABLES: Record<string, string> = {
     "added to every local port (default 0), to run a second instance beside the first",
   LOGPIPE_KAFKA_BROKERS:
     "comma-separated host:port list; set = external Kafka, not started locally",
+  LOGPIPE_CLUSTER:
+    "1 | 0: run the local services as a cluster, 3 Kafka brokers (RF 3, min ISR 2) and 2 DataNodes (HDFS replication 2); `deno task services up --cluster` sets it and the state folder remembers it",
+  LOGPIPE_KAFKA_REPLICATION_FACTOR:
+    "replication factor of the topic when logpipe creates it (default: min(3, brokers in the cluster))",
+  LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS:
+    "min.insync.replicas of the topic when logpipe creates it (default: replication factor - 1, at least 1)",
+  LOGPIPE_KAFKA_TLS: "on | off (default off): TLS to the brokers",
+  LOGPIPE_KAFKA_TLS_CA:
+    "PEM file of the CA that signed the brokers' certificates (default: the system's CAs)",
+  LOGPIPE_KAFKA_TLS_CERT:
+    "PEM client certificate for mutual TLS (with LOGPIPE_KAFKA_TLS_KEY)",
+  LOGPIPE_KAFKA_TLS_KEY: "PEM private key of LOGPIPE_KAFKA_TLS_CERT",
+  LOGPIPE_KAFKA_SASL_MECHANISM:
+    "plain | scram-sha-256 | scram-sha-512: SASL authentication to the brokers (plain only with TLS)",
+  LOGPIPE_KAFKA_SASL_USERNAME: "SASL user name",
+  LOGPIPE_KAFKA_SASL_PASSWORD: "SASL password",
   LOGPIPE_TOPIC: "event topic (default LogEvents)",
   LOGPIPE_TOPIC_PARTITIONS: "partitions when the topic is created (default 6)",
   LOGPIPE_CONSUMER_GROUP: "stream consumer group (default logpipe-hdfs-sink)",
   LOGPIPE_WEBHDFS_URL:
-    "NameNode HTTP URL, e.g. http://namenode:9870; set = external HDFS",
+    "NameNode HTTP(S) URL, e.g. http://namenode:9870, or a comma-separated list of an HA pair's NameNodes (failover on connection errors and StandbyException); set = external HDFS",
+  LOGPIPE_WEBHDFS_CA:
+    "PEM file of the CA that signed the NameNodes' and DataNodes' HTTPS certificates (default: the system's CAs)",
   LOGPIPE_HDFS_USER: "HDFS user for WebHDFS calls (default logpipe)",
   LOGPIPE_HDFS_ROOT:
     "HDFS folder holding the raw, dead-letter and exports zones (default /logpipe)",
@@ -172,6 +258,10 @@ export const VARIABLES: Record<string, string> = {
     "comma-separated CIDRs admitted to the local Postgres over TLS only (hostssl, scram-sha-256); needs LOGPIPE_POSTGRES_TLS=on",
   LOGPIPE_POSTGRES_TLS:
     "on | off (default off): TLS on the local Postgres, with a self-signed certificate generated on first start",
+  LOGPIPE_POSTGRES_SSLMODE:
+    "disable | prefer | require | verify-ca | verify-full, with libpq's meaning: TLS of logpipe's own connections to Postgres (default: the sslmode in LOGPIPE_DATABASE_URL, else disable)",
+  LOGPIPE_POSTGRES_SSLROOTCERT:
+    "PEM file of the CA for verify-ca / verify-full (default: the system's CAs)",
   LOGPIPE_API_HOST: "API bind address (default 127.0.0.1)",
   LOGPIPE_API_PORT: "API port (default 8787)",
   LOGPIPE_API_TOKEN:
@@ -416,6 +506,156 @@ function parseChoice<T extends string>(
   return value as T;
 }
 
+/** A setting naming a file that must exist (a certificate, a key). */
+function parseFileSetting(name: string, value: string): string {
+  let isFile = false;
+  try {
+    isFile = Deno.statSync(value).isFile;
+  } catch { /* missing or unreadable */ }
+  if (!isFile) {
+    throw new ConfigError(`${name} is not a readable file: "${value}"`);
+  }
+  return value;
+}
+
+/**
+ * The marker a state folder started as a local cluster keeps: from then on
+ * every command run on that folder (services, up, the tests) sees the
+ * cluster without LOGPIPE_CLUSTER being set again.
+ */
+export function clusterMarkerPath(localDir: string): string {
+  return `${localDir}/cluster`;
+}
+
+function parseCluster(value: string | undefined, localDir: string): boolean {
+  let marked = false;
+  try {
+    marked = Deno.statSync(clusterMarkerPath(localDir)).isFile;
+  } catch { /* no marker */ }
+  if (value === undefined) return marked;
+  const on = parseChoice("LOGPIPE_CLUSTER", value, ["1", "0"] as const) === "1";
+  if (!on && marked) {
+    // Its Kafka storage is formatted for a 3-node quorum: one node alone
+    // would start empty beside it and the data would seem lost.
+    throw new ConfigError(
+      `LOGPIPE_CLUSTER=0, but ${localDir} was started as a local cluster (${
+        clusterMarkerPath(localDir)
+      }); unset LOGPIPE_CLUSTER or use another LOGPIPE_HOME`,
+    );
+  }
+  return on;
+}
+
+/** LOGPIPE_KAFKA_TLS* and LOGPIPE_KAFKA_SASL_*. */
+export function parseKafkaSecurity(
+  get: (k: string) => string | undefined,
+): Pick<KafkaConfig, "tls" | "sasl"> {
+  const tlsOn = parseChoice(
+    "LOGPIPE_KAFKA_TLS",
+    get("LOGPIPE_KAFKA_TLS") ?? "off",
+    ["on", "off"] as const,
+  ) === "on";
+  const file = (name: string) => {
+    const v = get(name);
+    if (v !== undefined && !tlsOn) {
+      throw new ConfigError(`${name} needs LOGPIPE_KAFKA_TLS=on`);
+    }
+    return v === undefined ? undefined : parseFileSetting(name, v);
+  };
+  const tls = {
+    caFile: file("LOGPIPE_KAFKA_TLS_CA"),
+    certFile: file("LOGPIPE_KAFKA_TLS_CERT"),
+    keyFile: file("LOGPIPE_KAFKA_TLS_KEY"),
+  };
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new ConfigError(
+      "LOGPIPE_KAFKA_TLS_CERT and LOGPIPE_KAFKA_TLS_KEY go together (mutual TLS needs both)",
+    );
+  }
+  const mechanismEnv = get("LOGPIPE_KAFKA_SASL_MECHANISM");
+  const username = get("LOGPIPE_KAFKA_SASL_USERNAME");
+  const password = get("LOGPIPE_KAFKA_SASL_PASSWORD");
+  let sasl: KafkaSaslConfig | undefined;
+  if (mechanismEnv === undefined) {
+    if (username !== undefined || password !== undefined) {
+      throw new ConfigError(
+        "LOGPIPE_KAFKA_SASL_USERNAME / _PASSWORD need LOGPIPE_KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)",
+      );
+    }
+  } else {
+    const mechanism = parseChoice(
+      "LOGPIPE_KAFKA_SASL_MECHANISM",
+      mechanismEnv.toLowerCase(),
+      KAFKA_SASL_MECHANISMS,
+    );
+    if (username === undefined || password === undefined) {
+      throw new ConfigError(
+        "LOGPIPE_KAFKA_SASL_MECHANISM needs LOGPIPE_KAFKA_SASL_USERNAME and LOGPIPE_KAFKA_SASL_PASSWORD",
+      );
+    }
+    if (mechanism === "plain" && !tlsOn) {
+      // PLAIN sends the password as it is; SCRAM never sends it.
+      throw new ConfigError(
+        "LOGPIPE_KAFKA_SASL_MECHANISM=plain sends the password in clear: it needs LOGPIPE_KAFKA_TLS=on",
+      );
+    }
+    sasl = { mechanism, username, password };
+  }
+  return { tls: tlsOn ? tls : undefined, sasl };
+}
+
+/** LOGPIPE_WEBHDFS_URL: one NameNode or an HA pair's, comma-separated. */
+function parseWebHdfsUrls(value: string): string[] {
+  const urls = value.split(",").map((u) => u.trim()).filter(Boolean).map((
+    u,
+  ) => parseUrlSetting("LOGPIPE_WEBHDFS_URL", u, ["http:", "https:"]).origin);
+  if (urls.length === 0) throw new ConfigError("LOGPIPE_WEBHDFS_URL is empty");
+  return [...new Set(urls)];
+}
+
+/**
+ * LOGPIPE_POSTGRES_SSLMODE / _SSLROOTCERT, or the same parameters in the
+ * URL: written into the URL as libpq's `sslmode` and `sslrootcert`, which
+ * psql and libpq read as they are and clients/postgres.ts reads with
+ * libpq's meaning.
+ */
+function applyPostgresSsl(
+  url: URL,
+  modeEnv: string | undefined,
+  rootCertEnv: string | undefined,
+): Pick<PostgresConfig, "sslMode" | "sslRootCert"> {
+  const urlMode = url.searchParams.get("sslmode") ?? undefined;
+  if (modeEnv !== undefined && urlMode !== undefined && modeEnv !== urlMode) {
+    throw new ConfigError(
+      `LOGPIPE_POSTGRES_SSLMODE=${modeEnv} and sslmode=${urlMode} in LOGPIPE_DATABASE_URL disagree; set one`,
+    );
+  }
+  const modeValue = modeEnv ?? urlMode;
+  const sslMode = modeValue === undefined ? undefined : parseChoice(
+    modeEnv !== undefined
+      ? "LOGPIPE_POSTGRES_SSLMODE"
+      : "sslmode in LOGPIPE_DATABASE_URL",
+    modeValue,
+    POSTGRES_SSL_MODES,
+  );
+  const rootValue = rootCertEnv ?? url.searchParams.get("sslrootcert") ??
+    undefined;
+  const sslRootCert = rootValue === undefined
+    ? undefined
+    : parseFileSetting("LOGPIPE_POSTGRES_SSLROOTCERT", rootValue);
+  if (sslMode === "verify-ca" && sslRootCert === undefined) {
+    // Any certificate a public CA signed would pass: pointless.
+    throw new ConfigError(
+      "sslmode verify-ca needs LOGPIPE_POSTGRES_SSLROOTCERT (the CA to check against); with a public CA use verify-full",
+    );
+  }
+  if (sslMode !== undefined) url.searchParams.set("sslmode", sslMode);
+  if (sslRootCert !== undefined) {
+    url.searchParams.set("sslrootcert", sslRootCert);
+  }
+  return { sslMode, sslRootCert };
+}
+
 const LOOPBACK_ADDRESSES = new Set(["127.0.0.1", "localhost", "::1"]);
 
 function isIpv4(s: string): boolean {
@@ -507,13 +747,46 @@ export function loadConfig(
   const ports = Object.fromEntries(
     Object.entries(DEFAULT_PORTS).map(([k, v]) => [k, v + offset]),
   ) as Ports;
+  const cluster = parseCluster(get("LOGPIPE_CLUSTER"), localDir);
 
   const brokersEnv = get("LOGPIPE_KAFKA_BROKERS");
+  const replicationFactor = get("LOGPIPE_KAFKA_REPLICATION_FACTOR") ===
+      undefined
+    ? undefined
+    : parseIntSetting(
+      "LOGPIPE_KAFKA_REPLICATION_FACTOR",
+      get("LOGPIPE_KAFKA_REPLICATION_FACTOR"),
+      1,
+      1,
+      32,
+    );
+  const minInsyncReplicas = get("LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS") ===
+      undefined
+    ? undefined
+    : parseIntSetting(
+      "LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS",
+      get("LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS"),
+      1,
+      1,
+      32,
+    );
+  if (
+    replicationFactor !== undefined && minInsyncReplicas !== undefined &&
+    minInsyncReplicas > replicationFactor
+  ) {
+    throw new ConfigError(
+      `LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS (${minInsyncReplicas}) cannot exceed LOGPIPE_KAFKA_REPLICATION_FACTOR (${replicationFactor}): no write would ever be acknowledged`,
+    );
+  }
   const kafka: KafkaConfig = {
     brokers: brokersEnv
       ? parseBrokers(brokersEnv)
-      : [`${LOCAL_HOST}:${ports.kafka}`],
+      : (cluster ? [ports.kafka, ports.kafka2, ports.kafka3] : [ports.kafka])
+        .map((p) => `${LOCAL_HOST}:${p}`),
     external: brokersEnv !== undefined,
+    replicationFactor,
+    minInsyncReplicas,
+    ...parseKafkaSecurity(get),
     topic: parseName("LOGPIPE_TOPIC", get("LOGPIPE_TOPIC") ?? "LogEvents"),
     partitions: parseIntSetting(
       "LOGPIPE_TOPIC_PARTITIONS",
@@ -530,16 +803,21 @@ export function loadConfig(
   };
 
   const webhdfsEnv = get("LOGPIPE_WEBHDFS_URL");
-  const webhdfsUrl = webhdfsEnv
-    ? parseUrlSetting("LOGPIPE_WEBHDFS_URL", webhdfsEnv, ["http:", "https:"])
-      .origin
-    : `http://${LOCAL_HOST}:${ports.namenodeHttp}`;
+  const webhdfsUrls = webhdfsEnv
+    ? parseWebHdfsUrls(webhdfsEnv)
+    : [`http://${LOCAL_HOST}:${ports.namenodeHttp}`];
+  const webhdfsUrl = webhdfsUrls[0];
+  const webhdfsCa = get("LOGPIPE_WEBHDFS_CA");
   const hdfsRoot = parseHdfsPath(
     "LOGPIPE_HDFS_ROOT",
     get("LOGPIPE_HDFS_ROOT") ?? "/logpipe",
   );
   const hdfs: HdfsConfig = {
     webhdfsUrl,
+    webhdfsUrls,
+    caFile: webhdfsCa === undefined
+      ? undefined
+      : parseFileSetting("LOGPIPE_WEBHDFS_CA", webhdfsCa),
     external: webhdfsEnv !== undefined,
     user: parseName("LOGPIPE_HDFS_USER", get("LOGPIPE_HDFS_USER") ?? "logpipe"),
     root: hdfsRoot,
@@ -570,7 +848,13 @@ export function loadConfig(
     );
     dbUrl.password = password;
   }
+  const ssl = applyPostgresSsl(
+    dbUrl,
+    get("LOGPIPE_POSTGRES_SSLMODE"),
+    get("LOGPIPE_POSTGRES_SSLROOTCERT"),
+  );
   const postgres: PostgresConfig = {
+    ...ssl,
     url: dbUrl.toString(),
     external: dbEnv !== undefined,
     host: dbUrl.hostname,
@@ -681,6 +965,7 @@ export function loadConfig(
 
   return {
     ports,
+    cluster,
     projectRoot,
     localDir,
     kafka,

@@ -1,6 +1,14 @@
 /**
  * node-postgres wiring: one pool factory and the two helpers every module
  * uses (borrow a client; run a function in a transaction).
+ *
+ * TLS: a URL's `sslmode` (LOGPIPE_POSTGRES_SSLMODE puts it there) is read
+ * with libpq's meaning, as psql and dbt read it: `require` encrypts without
+ * checking the certificate (with `sslrootcert`: checks the chain, as
+ * verify-ca), `verify-ca` checks the chain, `verify-full` the chain and the
+ * host name. node-postgres on its own would read `require` as verify-full.
+ * One difference stays: `prefer` encrypts but cannot fall back to plain
+ * text as libpq does.
  */
 import pg from "pg";
 import type { Config } from "../config.ts";
@@ -18,13 +26,25 @@ pg.types.setTypeParser(20, (v: string) => {
   return Number.isSafeInteger(n) ? n : v;
 });
 
+/**
+ * The connection string node-postgres gets for `url`: with `sslmode` set,
+ * libpq's meaning is asked for (pg-connection-string's `uselibpqcompat`).
+ */
+export function pgConnectionString(url: string): string {
+  const u = new URL(url);
+  if (u.searchParams.has("sslmode") && !u.searchParams.has("uselibpqcompat")) {
+    u.searchParams.set("uselibpqcompat", "true");
+  }
+  return u.toString();
+}
+
 /** A pool on the configured database (owner role). */
 export function createPool(
   config: Pick<Config, "postgres">,
   opts: { max?: number; applicationName?: string; url?: string } = {},
 ): Pool {
   const pool = new pg.Pool({
-    connectionString: opts.url ?? config.postgres.url,
+    connectionString: pgConnectionString(opts.url ?? config.postgres.url),
     max: opts.max ?? 5,
     application_name: opts.applicationName ?? "logpipe",
     connectionTimeoutMillis: 5_000,
@@ -80,7 +100,7 @@ export async function withConnection<T>(
   fn: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
   const client = new pg.Client({
-    connectionString: url,
+    connectionString: pgConnectionString(url),
     connectionTimeoutMillis: 5_000,
   });
   await client.connect();

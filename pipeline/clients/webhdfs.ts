@@ -7,6 +7,16 @@
  * writes are two steps (the NameNode answers 307 with a DataNode URL, the
  * bytes go there), reads follow the redirect, errors carry the remote Java
  * exception name so callers can tell "not found" from "already exists".
+ *
+ * A cluster: several NameNode URLs (an HA pair) are tried in turn, starting
+ * with the one that answered last; a call moves on to the next on a
+ * connection error or when the NameNode answers StandbyException (HDFS's
+ * own clients fail over on the same two). A timeout does not fail over:
+ * the call may have been carried out. HTTPS NameNodes and DataNodes are
+ * checked against the system's CAs or a given CA (LOGPIPE_WEBHDFS_CA).
+ * When the DataNode a write was sent to cannot be reached (it died and the
+ * NameNode does not know yet), a write whose bytes are in memory asks the
+ * NameNode again, a few times.
  */
 
 /** One entry of LISTSTATUS / GETFILESTATUS. */
@@ -29,6 +39,8 @@ export class WebHdfsError extends Error {
     readonly exception: string | undefined,
     readonly op: string,
     readonly path: string,
+    /** The DataNode a write was redirected to refused or dropped the connection. */
+    readonly dataNodeUnreachable = false,
   ) {
     super(message);
   }
@@ -38,34 +50,105 @@ export class WebHdfsError extends Error {
 }
 
 export interface WebHdfsOptions {
-  /** NameNode HTTP origin, e.g. http://127.0.0.1:9870. */
-  url: string;
+  /**
+   * NameNode HTTP(S) origin, e.g. http://127.0.0.1:9870, or several (the
+   * NameNodes of an HA pair), tried in turn.
+   */
+  url: string | string[];
   user: string;
   /** Per-request timeout (default 60 s). */
   timeoutMs?: number;
+  /** PEM text of the CA for HTTPS NameNodes and DataNodes (default: the system's CAs). */
+  caCert?: string;
 }
 
 type Body = Uint8Array | ReadableStream<Uint8Array> | string;
 
+/** A write whose DataNode cannot be reached asks the NameNode this many times in all. */
+const DATANODE_ATTEMPTS = 3;
+
+/** True for a fetch failure where no answer came back at all (not a timeout). */
+function isConnectionError(err: unknown): boolean {
+  if (err instanceof DOMException) return false; // TimeoutError, AbortError
+  return err instanceof TypeError ||
+    err instanceof Deno.errors.ConnectionRefused ||
+    err instanceof Deno.errors.ConnectionReset;
+}
+
 export class WebHdfs {
-  readonly base: string;
+  /** Every NameNode origin, in the configured order. */
+  readonly nameNodes: string[];
   readonly user: string;
   readonly timeoutMs: number;
+  /** Index in nameNodes of the NameNode that answered last. */
+  private current = 0;
+  private readonly client: Deno.HttpClient | undefined;
 
   constructor(opts: WebHdfsOptions) {
-    this.base = opts.url.replace(/\/+$/, "");
+    const urls = Array.isArray(opts.url) ? opts.url : [opts.url];
+    if (urls.length === 0) throw new Error("WebHdfs needs a NameNode URL");
+    this.nameNodes = urls.map((u) => u.replace(/\/+$/, ""));
     this.user = opts.user;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.client = opts.caCert
+      ? Deno.createHttpClient({ caCerts: [opts.caCert] })
+      : undefined;
+  }
+
+  /** The NameNode origin calls go to first (the one that answered last). */
+  get base(): string {
+    return this.nameNodes[this.current];
   }
 
   /** Builds the REST URL of `op` on `path` with extra query parameters. */
-  url(path: string, op: string, params: Record<string, string> = {}): string {
+  url(
+    path: string,
+    op: string,
+    params: Record<string, string> = {},
+    base = this.base,
+  ): string {
     if (!path.startsWith("/")) {
       throw new Error(`HDFS path must be absolute: ${path}`);
     }
     const q = new URLSearchParams({ op, "user.name": this.user, ...params });
     const encoded = path.split("/").map(encodeURIComponent).join("/");
-    return `${this.base}/webhdfs/v1${encoded}?${q}`;
+    return `${base}/webhdfs/v1${encoded}?${q}`;
+  }
+
+  /** fetch with this client's CA and timeout. */
+  private fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(url, {
+      signal: AbortSignal.timeout(this.timeoutMs),
+      ...init,
+      ...(this.client ? { client: this.client } : {}),
+    } as RequestInit);
+  }
+
+  /**
+   * One REST call to the NameNode (redirects are not followed), failing
+   * over to the next NameNode on a connection error or a StandbyException.
+   * For calls the methods below do not cover (e.g. RENAME with options).
+   */
+  async request(
+    method: string,
+    path: string,
+    op: string,
+    params: Record<string, string> = {},
+    init: RequestInit = {},
+  ): Promise<Response> {
+    return await this.call(method, path, op, params, init);
+  }
+
+  /**
+   * GET `/<pathAndQuery>` on the NameNode (e.g. `/jmx?qry=…`), with the
+   * same failover as REST calls.
+   */
+  async getNameNode(pathAndQuery: string): Promise<Response> {
+    return await this.onNameNodes(
+      `GET ${pathAndQuery}`,
+      "",
+      (base) => this.fetch(`${base}${pathAndQuery}`),
+    );
   }
 
   private async call(
@@ -75,24 +158,73 @@ export class WebHdfs {
     params: Record<string, string> = {},
     init: RequestInit = {},
   ): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(this.url(path, op, params), {
-        method,
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.timeoutMs),
-        ...init,
-      });
-    } catch (err) {
-      throw new WebHdfsError(
-        `WebHDFS ${op} ${path}: ${err instanceof Error ? err.message : err}`,
-        0,
-        undefined,
-        op,
-        path,
-      );
+    return await this.onNameNodes(
+      op,
+      path,
+      (base) =>
+        this.fetch(this.url(path, op, params, base), {
+          method,
+          redirect: "manual",
+          ...init,
+        }),
+    );
+  }
+
+  /**
+   * Runs `send` against each NameNode in turn, from the current one, until
+   * one answers as the active NameNode.
+   */
+  private async onNameNodes(
+    op: string,
+    path: string,
+    send: (base: string) => Promise<Response>,
+  ): Promise<Response> {
+    const n = this.nameNodes.length;
+    let lastError: WebHdfsError | undefined;
+    for (let i = 0; i < n; i++) {
+      const index = (this.current + i) % n;
+      const base = this.nameNodes[index];
+      let res: Response;
+      try {
+        res = await send(base);
+      } catch (err) {
+        lastError = new WebHdfsError(
+          `WebHDFS ${op} ${path} (${base}): ${
+            err instanceof Error ? err.message : err
+          }`,
+          0,
+          undefined,
+          op,
+          path,
+        );
+        if (isConnectionError(err) && i < n - 1) continue;
+        throw lastError;
+      }
+      if (res.status === 403 || res.status === 503) {
+        // A standby NameNode answers 403 with StandbyException (503 while
+        // it is becoming active): read it to tell it from a real refusal.
+        const text = await res.text().catch(() => "");
+        if (/StandbyException|RetriableException/.test(text) && n > 1) {
+          lastError = new WebHdfsError(
+            `WebHDFS ${op} ${path} (${base}): HTTP ${res.status} StandbyException`,
+            res.status,
+            "StandbyException",
+            op,
+            path,
+          );
+          continue;
+        }
+        this.current = index;
+        return new Response(text, {
+          status: res.status,
+          statusText: res.statusText,
+          headers: res.headers,
+        });
+      }
+      this.current = index;
+      return res;
     }
-    return res;
+    throw lastError!;
   }
 
   private async fail(res: Response, op: string, path: string): Promise<never> {
@@ -120,8 +252,34 @@ export class WebHdfs {
     return await res.json() as T;
   }
 
-  /** Two-step write: ask the NameNode, then send the bytes to the DataNode. */
+  /**
+   * Two-step write: ask the NameNode, then send the bytes to the DataNode.
+   * A DataNode that cannot be reached gets the write asked again of the
+   * NameNode (which chooses a DataNode anew), unless the body is a stream
+   * that may already be partly read.
+   */
   private async twoStep(
+    method: "PUT" | "POST",
+    path: string,
+    op: string,
+    params: Record<string, string>,
+    body: Body,
+  ): Promise<void> {
+    const attempts = body instanceof ReadableStream ? 1 : DATANODE_ATTEMPTS;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.twoStepOnce(method, path, op, params, body);
+      } catch (err) {
+        if (
+          !(err instanceof WebHdfsError && err.dataNodeUnreachable) ||
+          attempt >= attempts
+        ) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  private async twoStepOnce(
     method: "PUT" | "POST",
     path: string,
     op: string,
@@ -147,15 +305,16 @@ export class WebHdfs {
     }
     let res: Response;
     try {
-      res = await fetch(location, {
+      res = await this.fetch(location, {
         method,
         body,
         headers: { "content-type": "application/octet-stream" },
-        signal: AbortSignal.timeout(this.timeoutMs),
         // Streams need half-duplex in fetch.
         ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
       } as RequestInit);
     } catch (err) {
+      // Only a refused or dropped connection may be retried: after a
+      // timeout the DataNode may have the bytes.
       throw new WebHdfsError(
         `WebHDFS ${op} ${path} (DataNode): ${
           err instanceof Error ? err.message : err
@@ -164,6 +323,7 @@ export class WebHdfs {
         undefined,
         op,
         path,
+        isConnectionError(err),
       );
     }
     if (!res.ok) await this.fail(res, op, path);
@@ -199,27 +359,55 @@ export class WebHdfs {
     return new TextDecoder().decode(await this.read(path));
   }
 
-  /** Opens a file for streaming (the response's body is the content). */
-  async openResponse(path: string): Promise<Response> {
-    const first = await this.call("GET", path, "OPEN");
+  /**
+   * Opens a file for streaming (the response's body is the content);
+   * `range` reads `length` bytes from `offset`.
+   */
+  async openResponse(
+    path: string,
+    range?: { offset: number; length: number },
+  ): Promise<Response> {
+    const params: Record<string, string> = range
+      ? { offset: String(range.offset), length: String(range.length) }
+      : {};
+    const first = await this.call("GET", path, "OPEN", params);
     if (first.status !== 307) {
       if (!first.ok) await this.fail(first, "OPEN", path);
       return first;
     }
     await first.body?.cancel();
-    const res = await fetch(first.headers.get("location")!, {
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await this.fetch(first.headers.get("location")!);
+    } catch (err) {
+      throw new WebHdfsError(
+        `WebHDFS OPEN ${path} (DataNode): ${
+          err instanceof Error ? err.message : err
+        }`,
+        0,
+        undefined,
+        "OPEN",
+        path,
+      );
+    }
     if (!res.ok) await this.fail(res, "OPEN", path);
     return res;
   }
 
   /**
    * Renames src to dst; atomic in the NameNode. Returns false (HDFS's own
-   * answer) when it could not, e.g. because dst already exists.
+   * answer) when it could not, e.g. because dst already exists. With
+   * `overwrite`, an existing dst file is replaced atomically (rename2).
    */
-  async rename(src: string, dst: string): Promise<boolean> {
-    const res = await this.call("PUT", src, "RENAME", { destination: dst });
+  async rename(
+    src: string,
+    dst: string,
+    opts: { overwrite?: boolean } = {},
+  ): Promise<boolean> {
+    const res = await this.call("PUT", src, "RENAME", {
+      destination: dst,
+      ...(opts.overwrite ? { renameoptions: "OVERWRITE" } : {}),
+    });
     return (await this.json<{ boolean: boolean }>(res, "RENAME", src)).boolean;
   }
 
@@ -307,14 +495,24 @@ export class WebHdfs {
   }
 }
 
-/** A client for the configured HDFS. */
+/** A client for the configured HDFS (every NameNode, the configured CA). */
 export function createWebHdfs(
-  config: { hdfs: { webhdfsUrl: string; user: string } },
+  config: {
+    hdfs: {
+      webhdfsUrl: string;
+      webhdfsUrls?: string[];
+      caFile?: string;
+      user: string;
+    };
+  },
   opts: { timeoutMs?: number } = {},
 ): WebHdfs {
   return new WebHdfs({
-    url: config.hdfs.webhdfsUrl,
+    url: config.hdfs.webhdfsUrls ?? config.hdfs.webhdfsUrl,
     user: config.hdfs.user,
+    caCert: config.hdfs.caFile
+      ? Deno.readTextFileSync(config.hdfs.caFile)
+      : undefined,
     ...opts,
   });
 }

@@ -85,6 +85,12 @@ export function dbtEnv(
     LOGPIPE_DBT_USER: config.postgres.user,
     LOGPIPE_DBT_DBNAME: config.postgres.database,
     DBT_ENV_SECRET_LOGPIPE_PASSWORD: decodeURIComponent(url.password),
+    // TLS as LOGPIPE_POSTGRES_SSLMODE says: libpq (under psycopg2) reads
+    // these when the profile names no sslmode.
+    ...(config.postgres.sslMode ? { PGSSLMODE: config.postgres.sslMode } : {}),
+    ...(config.postgres.sslRootCert
+      ? { PGSSLROOTCERT: config.postgres.sslRootCert }
+      : {}),
     LOGPIPE_BI_USER: config.postgres.biUser,
     DBT_PROFILES_DIR: paths.profilesDir,
     DBT_TARGET_PATH: paths.targetDir,
