@@ -235,7 +235,7 @@ export async function readMetric(
       const { rows } = await db.query<
         { last_success: Date | null; first_run: Date | null }
       >(
-        `select max(ended_at) filter (where state = 'success') as last_success,
+        `select max(ended_at) filter (where state in ('success', 'success_with_warnings')) as last_success,
                 min(started_at) as first_run
            from ops.dag_runs`,
       );

@@ -501,7 +501,7 @@ export async function overview(db: Db) {
     `select (select max(committed_at) from monitoring.recent_events) as last_event_consumed,
             (select max(event_ts) from monitoring.recent_events) as last_event_time,
             (select max(started_at) from ops.dag_runs) as last_batch_started,
-            (select max(ended_at) from ops.dag_runs where state = 'success') as last_batch_success,
+            (select max(ended_at) from ops.dag_runs where state in ('success', 'success_with_warnings')) as last_batch_success,
             (select max(ended_at) from ops.task_runs
               where state = 'success' and task_id ilike '%export%') as last_export,
             (select max(loaded_at) from raw.load_ledger) as last_raw_load`,

@@ -80,7 +80,7 @@ export async function queryMarts(
   try {
     try {
       const r = await pool.query<{ t: Date | null }>(
-        `select max(ended_at) as t from ops.dag_runs where state = 'success'`,
+        `select max(ended_at) as t from ops.dag_runs where state in ('success', 'success_with_warnings')`,
       );
       asOf = r.rows[0]?.t?.toISOString() ?? null;
     } catch {
