@@ -3,14 +3,26 @@
  * DataNode) and PostgreSQL, as background processes whose state and logs
  * live under LOGPIPE_HOME. A service whose LOGPIPE_* URL is set is external:
  * never started or stopped here, only health-checked.
+ *
+ * With LOGPIPE_CLUSTER=1 (`services up --cluster`) the local Kafka is three
+ * nodes (`kafka`, `kafka-2`, `kafka-3`) and HDFS has a second DataNode
+ * (`datanode-2`); each is a service of its own here, so a test can kill and
+ * restart one node.
  */
-import { type Config, loadConfig } from "../config.ts";
+import { clusterMarkerPath, type Config, loadConfig } from "../config.ts";
 import { ensureTopic } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { migrate } from "../postgres/migrate.ts";
-import { kafkaHealthy, startKafka } from "./kafka.ts";
 import {
+  kafkaHealthy,
+  type KafkaNode,
+  kafkaNode,
+  startKafka,
+} from "./kafka.ts";
+import {
+  type DataNode,
+  dataNode,
   dataNodeHealthy,
   nameNodeHealthy,
   startDataNode,
@@ -35,13 +47,36 @@ import {
   waitFor,
 } from "./process.ts";
 
-export type ServiceName = "postgres" | "namenode" | "datanode" | "kafka";
+export type ServiceName =
+  | "postgres"
+  | "namenode"
+  | "datanode"
+  | "datanode-2"
+  | "kafka"
+  | "kafka-2"
+  | "kafka-3";
+/** The services of one node each (the default). */
 export const SERVICE_NAMES: ServiceName[] = [
   "postgres",
   "namenode",
   "datanode",
   "kafka",
 ];
+/** The services of the local cluster (LOGPIPE_CLUSTER=1). */
+export const CLUSTER_SERVICE_NAMES: ServiceName[] = [
+  "postgres",
+  "namenode",
+  "datanode",
+  "datanode-2",
+  "kafka",
+  "kafka-2",
+  "kafka-3",
+];
+
+/** The services `config` runs: one node each, or the cluster. */
+export function serviceNames(config: Pick<Config, "cluster">): ServiceName[] {
+  return config.cluster ? CLUSTER_SERVICE_NAMES : SERVICE_NAMES;
+}
 
 interface ServiceSpec {
   name: ServiceName;
@@ -74,6 +109,51 @@ async function postgresHealthy(c: Config): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** One Kafka node as a service (in external mode: the configured brokers). */
+function kafkaSpec(name: KafkaNode["name"], label: string): ServiceSpec {
+  return {
+    name,
+    label,
+    ports: (c) => {
+      const n = kafkaNode(c, name);
+      return [n.port, n.controllerPort];
+    },
+    address: (c) =>
+      c.kafka.external
+        ? c.kafka.brokers.join(",")
+        : `127.0.0.1:${kafkaNode(c, name).port}`,
+    external: (c) => c.kafka.external,
+    pid: (c) => readLivePid(pidFile(c, name)),
+    start: (c) => startKafka(c, kafkaNode(c, name)),
+    stop: (c, hard) => stopByPidFile(c, name, hard),
+    // A node of the cluster is healthy once it has (re)joined it.
+    healthy: (c) =>
+      c.kafka.external ? kafkaHealthy(c) : kafkaHealthy(c, kafkaNode(c, name)),
+  };
+}
+
+/** One DataNode as a service. */
+function dataNodeSpec(name: DataNode["name"], label: string): ServiceSpec {
+  return {
+    name,
+    label,
+    ports: (c) => {
+      const n = dataNode(c, name);
+      return [n.http, n.data, n.ipc];
+    },
+    address: (c) => `127.0.0.1:${dataNode(c, name).http}`,
+    external: (c) => c.hdfs.external,
+    pid: (c) => readLivePid(pidFile(c, name)),
+    start: (c) => startDataNode(c, dataNode(c, name)),
+    stop: (c, hard) => stopByPidFile(c, name, hard),
+    // One node: any live DataNode (as before). A cluster: this one.
+    healthy: (c) =>
+      c.cluster && !c.hdfs.external
+        ? dataNodeHealthy(c, dataNode(c, name))
+        : dataNodeHealthy(c),
+  };
 }
 
 export const SERVICES: Record<ServiceName, ServiceSpec> = {
@@ -112,32 +192,11 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
     stop: (c, hard) => stopByPidFile(c, "namenode", hard),
     healthy: (c) => nameNodeHealthy(c),
   },
-  datanode: {
-    name: "datanode",
-    label: "HDFS DataNode",
-    ports: (c) => [
-      c.ports.datanodeHttp,
-      c.ports.datanodeData,
-      c.ports.datanodeIpc,
-    ],
-    address: (c) => `127.0.0.1:${c.ports.datanodeHttp}`,
-    external: (c) => c.hdfs.external,
-    pid: (c) => readLivePid(pidFile(c, "datanode")),
-    start: (c) => startDataNode(c),
-    stop: (c, hard) => stopByPidFile(c, "datanode", hard),
-    healthy: (c) => dataNodeHealthy(c),
-  },
-  kafka: {
-    name: "kafka",
-    label: "Kafka",
-    ports: (c) => [c.ports.kafka, c.ports.kafkaController],
-    address: (c) => c.kafka.brokers.join(","),
-    external: (c) => c.kafka.external,
-    pid: (c) => readLivePid(pidFile(c, "kafka")),
-    start: (c) => startKafka(c),
-    stop: (c, hard) => stopByPidFile(c, "kafka", hard),
-    healthy: (c) => kafkaHealthy(c),
-  },
+  datanode: dataNodeSpec("datanode", "HDFS DataNode"),
+  "datanode-2": dataNodeSpec("datanode-2", "HDFS DataNode 2"),
+  kafka: kafkaSpec("kafka", "Kafka"),
+  "kafka-2": kafkaSpec("kafka-2", "Kafka 2"),
+  "kafka-3": kafkaSpec("kafka-3", "Kafka 3"),
 };
 
 /** Raised when a service cannot start or become healthy; carries its log tail. */
@@ -313,8 +372,30 @@ async function withServicesLock<T>(
 async function servicesUpLocked(opts: UpOptions): Promise<Config> {
   const say = opts.say ?? (() => {});
   let config = loadConfig();
-  const names = opts.only ?? SERVICE_NAMES;
+  const names = opts.only ?? serviceNames(config);
   const timeout = opts.timeoutMs ?? 180_000;
+  if (config.cluster && !config.kafka.external) {
+    const single = `${servicePaths(config).kafka.data}/meta.properties`;
+    let hasSingleNode = false;
+    try {
+      hasSingleNode = Deno.statSync(single).isFile;
+    } catch { /* none */ }
+    if (hasSingleNode) {
+      // Its node 1 is a quorum of one: it cannot become one of three voters.
+      throw new ServiceError(
+        `${config.localDir} holds a single-node Kafka (${single}); start the cluster in another LOGPIPE_HOME, or stop the services and delete ${
+          servicePaths(config).kafka.dir
+        } (its topics are lost)`,
+      );
+    }
+  }
+  if (config.cluster) {
+    // From now on every command on this state folder sees the cluster.
+    Deno.writeTextFileSync(
+      clusterMarkerPath(config.localDir),
+      "3 Kafka nodes, 2 DataNodes (LOGPIPE_CLUSTER=1)\n",
+    );
+  }
 
   // Postgres first: its roles must exist before the health check can log in.
   if (names.includes("postgres")) {
@@ -328,8 +409,8 @@ async function servicesUpLocked(opts: UpOptions): Promise<Config> {
   // The JVMs start in parallel; each takes a few seconds to come up.
   const jvms = names.filter((n) => n !== "postgres");
   const started = await Promise.all(jvms.map(async (n) => {
-    // The DataNode registers with the NameNode: give the NameNode a head start.
-    if (n === "datanode" && jvms.includes("namenode")) {
+    // A DataNode registers with the NameNode: give the NameNode a head start.
+    if (n.startsWith("datanode") && jvms.includes("namenode")) {
       await waitHealthy("namenode", config, timeout).catch(() => {});
     }
     return [n, await startService(n, config, opts)] as const;
@@ -393,9 +474,14 @@ export async function servicesDown(
   const config = opts.config ?? loadConfig();
   ensureDirs(config);
   await withServicesLock(config, async () => {
+    // Every node that has a live pid file, cluster or not: nothing this
+    // state folder started is left behind.
     for (
       const name of [
+        "kafka-3",
+        "kafka-2",
         "kafka",
+        "datanode-2",
         "datanode",
         "namenode",
         "postgres",
@@ -424,18 +510,20 @@ export interface ServiceStatus {
 export async function servicesStatus(
   config = loadConfig(),
 ): Promise<ServiceStatus[]> {
-  return await Promise.all(SERVICE_NAMES.map(async (name) => {
-    const spec = SERVICES[name];
-    const external = spec.external(config);
-    const pid = external ? undefined : spec.pid(config);
-    const up = (external || pid !== undefined) && await spec.healthy(config);
-    return {
-      name,
-      label: spec.label,
-      mode: external ? "external" as const : "local" as const,
-      up,
-      address: spec.address(config),
-      pid,
-    };
-  }));
+  return await Promise.all(
+    serviceNames(config).map(async (name) => {
+      const spec = SERVICES[name];
+      const external = spec.external(config);
+      const pid = external ? undefined : spec.pid(config);
+      const up = (external || pid !== undefined) && await spec.healthy(config);
+      return {
+        name,
+        label: spec.label,
+        mode: external ? "external" as const : "local" as const,
+        up,
+        address: spec.address(config),
+        pid,
+      };
+    }),
+  );
 }
