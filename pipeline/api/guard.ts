@@ -100,7 +100,8 @@ interface CacheEntry {
   staleMs: number;
   value: Promise<unknown>;
   settled: boolean;
-  refreshing: boolean;
+  /** The refresh in flight, if any. */
+  refresh?: Promise<unknown>;
 }
 
 /**
@@ -132,22 +133,24 @@ export class ResultCache {
     const hit = this.#entries.get(key);
     if (hit && (!hit.settled || now - hit.at <= hit.ttlMs)) return hit.value;
     if (hit && now - hit.at <= hit.ttlMs + hit.staleMs) {
-      if (!hit.refreshing) {
+      if (!hit.refresh) {
         const fresh = compute();
         if (fresh) {
-          hit.refreshing = true;
+          hit.refresh = fresh;
           fresh.then(
             () => {
               if (this.#entries.get(key) === hit) {
                 this.#store(key, fresh, ttlMs, staleMs, true);
               }
             },
-            () => hit.refreshing = false,
+            () => hit.refresh = undefined,
           );
         }
       }
       return hit.value;
     }
+    // Too old to answer: wait for the refresh already running, if one is.
+    if (hit?.refresh) return hit.refresh;
     const value = compute();
     if (value === undefined) return undefined;
     this.#store(key, value, ttlMs, staleMs, false);
@@ -167,7 +170,6 @@ export class ResultCache {
       staleMs,
       value,
       settled,
-      refreshing: false,
     };
     this.#entries.delete(key);
     this.#entries.set(key, entry);

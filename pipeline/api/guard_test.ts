@@ -130,6 +130,21 @@ Deno.test("ResultCache: single flight, TTL, failures not kept, bounded", async (
     "so does a refresh that cannot start",
   );
 
+  // Past the stale bound a caller waits for the refresh already running
+  // instead of starting a second one.
+  const { promise: late, resolve: land } = Promise.withResolvers<string>();
+  let starts = 0;
+  const slowRefresh =
+    () => (starts++, starts === 1 ? Promise.resolve("a") : late);
+  assert.equal(await cache.get("late", 10, slowRefresh, 30), "a");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await cache.get("late", 10, slowRefresh, 30), "a", "stale");
+  await new Promise((r) => setTimeout(r, 40));
+  const waiting = cache.get("late", 10, slowRefresh, 30)!;
+  land("b");
+  assert.equal(await waiting, "b");
+  assert.equal(starts, 2, "one refresh, joined");
+
   assert.equal(cache.get("busy", 1000, () => undefined), undefined);
   for (const k of ["a", "b", "c", "d", "e"]) {
     await cache.get(k, 10_000, () => Promise.resolve(k));

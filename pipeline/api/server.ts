@@ -43,21 +43,32 @@ export const STATEMENT_TIMEOUT_MS = 4_000;
 /** `/healthz` says "down" after this long without `select 1`. */
 export const HEALTH_TIMEOUT_MS = 1_000;
 /**
- * Computations (cache misses) at once; more is a 429. Twice the pool's 5
- * connections: enough to keep the pool busy, too few for a queue that
- * outlives REQUEST_TIMEOUT_MS.
+ * Computations (cache misses and refreshes) at once; more is a 429 (or the
+ * last result, while it may still be answered). As many as the pool's
+ * connections: no queue in front of the pool, and Postgres leaves CPU to
+ * the API on a small machine.
  */
-export const MAX_DB_WORK = 10;
+export const MAX_DB_WORK = 5;
 /** A 7-day aggregate may take this long (it runs once a minute at most). */
 export const LONG_STATEMENT_TIMEOUT_MS = 60_000;
 /** Long-lane computations at once (its pool has as many connections). */
 export const MAX_LONG_WORK = 2;
 /**
- * A cached result is answered up to this many TTLs past its TTL while one
- * refresh runs (its `asOf` says how old it is): a 15-minute window is then
- * at most 5.5 s old, and only when the database cannot keep up.
+ * A cached result is answered while one refresh runs, up to this many TTLs
+ * past its TTL and at least STALE_MIN_MS (its `asOf` says how old it is).
+ * Normally a result is then one computation older than its TTL; only when
+ * the database cannot keep up (or hangs) does it get older, and a live
+ * page keeps showing the last numbers, marked with their time, meanwhile.
  */
 const STALE_TTLS = 10;
+const STALE_MIN_MS = 30_000;
+/**
+ * `/api` requests in progress at once, cached answers included; beyond it a
+ * 429 at once. Sending large JSON to hundreds of clients is work too: this
+ * keeps the event loop (and so `/healthz`) responsive and the queue short,
+ * so an accepted request is answered quickly instead of every request slowly.
+ */
+export const MAX_IN_FLIGHT = 64;
 /** Distinct (route, parameters) results kept at most. */
 const MAX_CACHE_ENTRIES = 1_000;
 
@@ -88,6 +99,8 @@ export interface ApiOptions {
   longDb?: Db;
   /** Database computations at once before 429 (default MAX_DB_WORK). */
   maxDbWork?: number;
+  /** `/api` requests in progress at once before 429 (default MAX_IN_FLIGHT). */
+  maxInFlight?: number;
   /** Deadline of a request's database work (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
 }
@@ -142,6 +155,7 @@ export function createHandler(
       | "healthDb"
       | "longDb"
       | "maxDbWork"
+      | "maxInFlight"
       | "requestTimeoutMs"
     >
     & {
@@ -173,6 +187,11 @@ export function createHandler(
     },
   };
   const cache = new ResultCache(MAX_CACHE_ENTRIES);
+  const admission = new ConcurrencyLimiter(opts.maxInFlight ?? MAX_IN_FLIGHT);
+  const busy = () =>
+    json(429, { error: "the API is busy; try again in a moment" }, {
+      "retry-after": "1",
+    });
   const requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const healthDb = opts.healthDb ?? db;
   // One probe at a time: while the database hangs, callers share the
@@ -190,6 +209,96 @@ export function createHandler(
       log.warn("healthz: database check failed", { error: err });
       return json(503, { ok: false, db: "down", reason: publicReason(err) });
     }
+  };
+
+  /** One `/api/...` request (admitted: within MAX_IN_FLIGHT). */
+  const apiRequest = async (
+    req: Request,
+    url: URL,
+    started: number,
+  ): Promise<Response> => {
+    // Only paths with parameters need URLPattern (slow enough to matter
+    // under load); the others match by string, in the same order.
+    const matches = routes
+      .map((r) => ({
+        ...r,
+        m: r.route.path.includes(":")
+          ? r.pattern.exec({ pathname: url.pathname })
+          : r.route.path === url.pathname
+          ? { pathname: { groups: {} } }
+          : null,
+      }))
+      .filter((r) => r.m);
+    if (matches.length === 0) {
+      throw new ApiError(404, `no such endpoint: ${url.pathname}`);
+    }
+    const method = req.method === "HEAD" ? "GET" : req.method;
+    const hit = matches.find((r) => r.route.method === method);
+    if (!hit) {
+      return json(405, {
+        error: `method ${req.method} not allowed on ${url.pathname}`,
+      }, {
+        allow: [...new Set(matches.map((r) => r.route.method))].join(", "),
+      });
+    }
+    const params = parseParams(url.searchParams, hit.route.params);
+    const isRead = hit.route.method === "GET";
+    const policy = isRead ? hit.route.cache?.(params) : undefined;
+    const lane = policy?.long ? lanes.long : lanes.short;
+    const run = () => {
+      const release = lane.limiter.tryAcquire();
+      if (!release) return undefined;
+      const work = hit.route.handler({
+        db: lane.db,
+        config,
+        req,
+        url,
+        path: hit.m!.pathname.groups,
+        params,
+        services,
+        isAllowedHost,
+      }).then((body) =>
+        // Kept as text: a cached result is serialised once, not per hit.
+        toJson({ asOf: new Date().toISOString(), ...body as object })
+      );
+      // The slot is held until the database is really done, even when
+      // the client got its 503 long before.
+      work.then(release, release);
+      return work;
+    };
+    const ttlMs = policy?.ttlMs ?? 0;
+    const pending = isRead
+      ? cache.get(
+        cacheKey(url.pathname, params),
+        ttlMs,
+        run,
+        Math.max(ttlMs * STALE_TTLS, STALE_MIN_MS),
+      )
+      : run();
+    if (!pending) return busy();
+    let body: unknown;
+    try {
+      body = await withTimeout(pending, requestTimeoutMs, "request");
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      log.warn("request failed or timed out", {
+        path: url.pathname,
+        error: err,
+      });
+      return json(503, {
+        error: "the database did not answer in time; try again",
+      }, { "retry-after": "2" });
+    }
+    // A change is visible to the very next read.
+    if (!isRead) cache.clear();
+    const res = json(200, body, undefined, true);
+    log.debug("request", {
+      path: url.pathname,
+      ms: Math.round(performance.now() - started),
+    });
+    return req.method === "HEAD"
+      ? new Response(null, { status: 200, headers: res.headers })
+      : res;
   };
 
   return async (req: Request): Promise<Response> => {
@@ -216,83 +325,13 @@ export function createHandler(
         });
       }
       if (url.pathname.startsWith("/api/")) {
-        const matches = routes
-          .map((r) => ({ ...r, m: r.pattern.exec({ pathname: url.pathname }) }))
-          .filter((r) => r.m);
-        if (matches.length === 0) {
-          throw new ApiError(404, `no such endpoint: ${url.pathname}`);
-        }
-        const method = req.method === "HEAD" ? "GET" : req.method;
-        const hit = matches.find((r) => r.route.method === method);
-        if (!hit) {
-          return json(405, {
-            error: `method ${req.method} not allowed on ${url.pathname}`,
-          }, {
-            allow: [...new Set(matches.map((r) => r.route.method))].join(", "),
-          });
-        }
-        const params = parseParams(url.searchParams, hit.route.params);
-        const isRead = hit.route.method === "GET";
-        const policy = isRead ? hit.route.cache?.(params) : undefined;
-        const lane = policy?.long ? lanes.long : lanes.short;
-        const run = () => {
-          const release = lane.limiter.tryAcquire();
-          if (!release) return undefined;
-          const work = hit.route.handler({
-            db: lane.db,
-            config,
-            req,
-            url,
-            path: hit.m!.pathname.groups,
-            params,
-            services,
-            isAllowedHost,
-          }).then((body) =>
-            // Kept as text: a cached result is serialised once, not per hit.
-            toJson({ asOf: new Date().toISOString(), ...body as object })
-          );
-          // The slot is held until the database is really done, even when
-          // the client got its 503 long before.
-          work.then(release, release);
-          return work;
-        };
-        const ttlMs = policy?.ttlMs ?? 0;
-        const pending = isRead
-          ? cache.get(
-            cacheKey(url.pathname, params),
-            ttlMs,
-            run,
-            ttlMs * STALE_TTLS,
-          )
-          : run();
-        if (!pending) {
-          return json(429, {
-            error: "the API is busy; try again in a moment",
-          }, { "retry-after": "1" });
-        }
-        let body: unknown;
+        const admitted = admission.tryAcquire();
+        if (!admitted) return busy();
         try {
-          body = await withTimeout(pending, requestTimeoutMs, "request");
-        } catch (err) {
-          if (err instanceof ApiError) throw err;
-          log.warn("request failed or timed out", {
-            path: url.pathname,
-            error: err,
-          });
-          return json(503, {
-            error: "the database did not answer in time; try again",
-          }, { "retry-after": "2" });
+          return await apiRequest(req, url, started);
+        } finally {
+          admitted();
         }
-        // A change is visible to the very next read.
-        if (!isRead) cache.clear();
-        const res = json(200, body, undefined, true);
-        log.debug("request", {
-          path: url.pathname,
-          ms: Math.round(performance.now() - started),
-        });
-        return req.method === "HEAD"
-          ? new Response(null, { status: 200, headers: res.headers })
-          : res;
       }
       if (req.method !== "GET" && req.method !== "HEAD") {
         return json(405, { error: `method ${req.method} not allowed` }, {
