@@ -30,6 +30,7 @@ import {
   withTimeout,
 } from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
+import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "./prometheus.ts";
 import type { Db } from "./queries.ts";
 import { type Route, ROUTES } from "./routes.ts";
 import { SECURITY_HEADERS, serveStatic } from "./static.ts";
@@ -62,6 +63,12 @@ export const MAX_LONG_WORK = 2;
  */
 const STALE_TTLS = 10;
 const STALE_MIN_MS = 30_000;
+/**
+ * `/metrics` is computed at most once a second however many scrapers ask,
+ * and answered at most 10 s stale while a slow refresh runs.
+ */
+const METRICS_TTL_MS = 1_000;
+const METRICS_STALE_MS = 10_000;
 /**
  * `/api` requests in progress at once, cached answers included; beyond it a
  * 429 at once. Sending large JSON to hundreds of clients is work too: this
@@ -211,6 +218,39 @@ export function createHandler(
     }
   };
 
+  /**
+   * `/metrics` (admitted like an /api request): the Prometheus text of
+   * prometheus.ts, cached and computed in the short lane like a poll.
+   */
+  const metricsRequest = async (req: Request): Promise<Response> => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return json(405, { error: `method ${req.method} not allowed` }, {
+        allow: "GET, HEAD",
+      });
+    }
+    const pending = cache.get("/metrics", METRICS_TTL_MS, () => {
+      const release = lanes.short.limiter.tryAcquire();
+      if (!release) return undefined;
+      const work = prometheusMetrics(lanes.short.db);
+      work.then(release, release);
+      return work;
+    }, METRICS_STALE_MS);
+    if (!pending) return busy();
+    let text: string;
+    try {
+      text = await withTimeout(pending, requestTimeoutMs, "metrics") as string;
+    } catch (err) {
+      log.warn("metrics failed or timed out", { error: err });
+      return json(503, {
+        error: "the database did not answer in time; try again",
+      }, { "retry-after": "2" });
+    }
+    const headers = new Headers(SECURITY_HEADERS);
+    headers.set("content-type", PROMETHEUS_CONTENT_TYPE);
+    headers.set("cache-control", "no-store");
+    return new Response(req.method === "HEAD" ? null : text, { headers });
+  };
+
   /** One `/api/...` request (admitted: within MAX_IN_FLIGHT). */
   const apiRequest = async (
     req: Request,
@@ -314,6 +354,15 @@ export function createHandler(
         });
       }
       if (url.pathname === "/healthz") return await health();
+      if (url.pathname === "/metrics") {
+        const admitted = admission.tryAcquire();
+        if (!admitted) return busy();
+        try {
+          return await metricsRequest(req);
+        } finally {
+          admitted();
+        }
+      }
       if (url.pathname === "/api" || url.pathname === "/api/") {
         return json(200, {
           endpoints: routes.map(({ route }) => ({
