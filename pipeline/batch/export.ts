@@ -25,7 +25,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import pg from "pg";
 import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { to as copyTo } from "pg-copy-streams";
+import { copyTo } from "./copy_to.ts";
 import type { Pool } from "../clients/postgres.ts";
 import { type WebHdfs, WebHdfsError } from "../clients/webhdfs.ts";
 import type { Logger } from "../log.ts";
