@@ -76,10 +76,11 @@ export function kafkaNode(
 }
 
 /**
- * An extra listener, SASL_SSL with SCRAM, on a node (the security test
- * starts a broker with one): PEM keystore (key and certificate chain in one
- * file) and the SCRAM users written into the storage at format time (KRaft
- * keeps credentials in its metadata log).
+ * An extra listener, SASL_SSL, on a node (the security test starts a
+ * broker with one): PEM keystore (key and certificate chain in one file),
+ * SCRAM users written into the storage at format time (KRaft keeps
+ * credentials in its metadata log) and PLAIN users in the listener's JAAS
+ * configuration.
  */
 export interface SecureListener {
   port: number;
@@ -91,6 +92,8 @@ export interface SecureListener {
     name: string;
     password: string;
   }[];
+  /** PLAIN users (name and password, letters and digits only). */
+  plainUsers?: { name: string; password: string }[];
 }
 
 export interface KafkaNodeOptions {
@@ -118,14 +121,24 @@ function serverProperties(
     listeners.push(`SASL_SSL://127.0.0.1:${opts.secure.port}`);
     advertised.push(`SASL_SSL://127.0.0.1:${opts.secure.port}`);
     protocols.push("SASL_SSL:SASL_SSL");
-    const mechanisms = [
+    const scram = [
       ...new Set(opts.secure.scramUsers.map((u) => u.mechanism)),
     ];
+    const plain = opts.secure.plainUsers ?? [];
     secure.push(
-      `sasl.enabled.mechanisms=${mechanisms.join(",")}`,
-      ...mechanisms.map((m) =>
+      `sasl.enabled.mechanisms=${
+        [...scram, ...(plain.length ? ["PLAIN"] : [])].join(",")
+      }`,
+      ...scram.map((m) =>
         `listener.name.sasl_ssl.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`
       ),
+      ...(plain.length
+        ? [
+          `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${
+            plain.map((u) => `user_${u.name}="${u.password}"`).join(" ")
+          };`,
+        ]
+        : []),
       "ssl.keystore.type=PEM",
       `ssl.keystore.location=${opts.secure.keystorePem}`,
       "ssl.client.auth=none",
