@@ -10,11 +10,53 @@ import { migrate } from "../pipeline/postgres/migrate.ts";
 import { logger } from "../pipeline/log.ts";
 import { DEFAULT_LIMITS } from "../pipeline/consumer/micro_batch.ts";
 import {
+  DEFAULT_METRICS_INTERVAL_MS,
   FAIL_PHASES,
   type FailPhase,
   type Failpoint,
   StreamConsumer,
 } from "../pipeline/consumer/stream_consumer.ts";
+
+const DURATION_UNITS_MS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** `5m`, `30s`, `500ms`, `1h` → milliseconds (UsageError names the flag). */
+function durationFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  minMs: number,
+  maxMs: number,
+): number {
+  if (value === undefined) return fallback;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value.trim());
+  if (!m) {
+    throw new UsageError(
+      `--${name} must be a duration like 500ms, 30s, 5m or 1h, got "${value}"`,
+    );
+  }
+  const ms = Number(m[1]) * DURATION_UNITS_MS[m[2]];
+  if (ms < minMs || ms > maxMs) {
+    throw new UsageError(
+      `--${name} must be between ${formatDuration(minMs)} and ${
+        formatDuration(maxMs)
+      }, got ${value}`,
+    );
+  }
+  return ms;
+}
+
+function formatDuration(ms: number): string {
+  for (const unit of ["h", "m", "s"]) {
+    const u = DURATION_UNITS_MS[unit];
+    if (ms % u === 0) return `${ms / u}${unit}`;
+  }
+  return `${ms}ms`;
+}
 
 const USAGE = `
 Usage: deno task consume [options]
@@ -29,13 +71,17 @@ half-way: the next start resumes from what HDFS holds).
 Options:
   --until-caught-up         commit everything up to the end offsets seen at
                             start, then exit 0 (tests, benchmarks, backfills)
-  --max-batch-records N     records per partition micro-batch (default ${DEFAULT_LIMITS.maxRecords})
-  --max-batch-mb N          Kafka bytes per micro-batch (default ${
+  --rotate-interval D       commit a partition's open files this long after
+                            their first record (e.g. 500ms, 30s, 5m; default
+                            ${
+  formatDuration(DEFAULT_LIMITS.rotateIntervalMs)
+}). Live metrics do not wait for it.
+  --max-batch-records N     ... or once they hold N records (default ${DEFAULT_LIMITS.maxRecords})
+  --max-batch-mb N          ... or N MB of Kafka bytes (default ${
   DEFAULT_LIMITS.maxBytes / 1024 / 1024
 })
-  --max-batch-age-ms N      flush a batch this long after its first record
-                            (default ${DEFAULT_LIMITS.maxAgeMs}; freshness vs. file size)
-  --metrics-interval-ms N   live-metrics write interval (default 2000)
+  --max-batch-age-ms N      the same as --rotate-interval in milliseconds
+  --metrics-interval-ms N   live-metrics write interval (default ${DEFAULT_METRICS_INTERVAL_MS})
   --no-metrics              do not write live metrics to Postgres
   --session-timeout-ms N    Kafka group session timeout (default 30000)
   --json                    print the final summary as JSON on stdout
@@ -62,6 +108,7 @@ await runMain(async () => {
     "until-caught-up": { type: "boolean" },
     "max-batch-records": { type: "string" },
     "max-batch-mb": { type: "string" },
+    "rotate-interval": { type: "string" },
     "max-batch-age-ms": { type: "string" },
     "metrics-interval-ms": { type: "string" },
     "no-metrics": { type: "boolean" },
@@ -85,18 +132,26 @@ await runMain(async () => {
       4096,
     ) *
       1024 * 1024,
-    maxAgeMs: intFlag(
-      "max-batch-age-ms",
-      values["max-batch-age-ms"],
-      DEFAULT_LIMITS.maxAgeMs,
-      10,
-      3_600_000,
-    ),
+    rotateIntervalMs: values["max-batch-age-ms"] !== undefined
+      ? intFlag(
+        "max-batch-age-ms",
+        values["max-batch-age-ms"],
+        DEFAULT_LIMITS.rotateIntervalMs,
+        10,
+        24 * 3_600_000,
+      )
+      : durationFlag(
+        "rotate-interval",
+        values["rotate-interval"],
+        DEFAULT_LIMITS.rotateIntervalMs,
+        10,
+        24 * 3_600_000,
+      ),
   };
   const metricsIntervalMs = intFlag(
     "metrics-interval-ms",
     values["metrics-interval-ms"],
-    2_000,
+    DEFAULT_METRICS_INTERVAL_MS,
     200,
     600_000,
   );

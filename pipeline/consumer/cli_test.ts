@@ -25,7 +25,7 @@ Deno.test("consume --help prints the usage and exits 0", async () => {
   const r = await consume(["--help"]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /--until-caught-up/);
-  assert.match(r.stdout, /--max-batch-age-ms/);
+  assert.match(r.stdout, /--rotate-interval/);
 });
 
 Deno.test("consume rejects bad flags with one line and exit 2", async () => {
@@ -35,6 +35,9 @@ Deno.test("consume rejects bad flags with one line and exit 2", async () => {
       ["--max-batch-records", "x"],
       ["--max-batch-records", "0"],
       ["--max-batch-age-ms", "-5"],
+      ["--rotate-interval", "5"],
+      ["--rotate-interval", "0s"],
+      ["--rotate-interval", "2d"],
       ["--session-timeout-ms", "1000"],
       ["--failpoint", "nope:1"],
       ["--failpoint", "committed:0"],

@@ -109,9 +109,10 @@ export class BatchFlusher {
           lastOffset: g.lastOffset,
           extension: g.kind === "raw" ? "parquet" : "ndjson",
         });
-        let data: Uint8Array;
+        let localPath = g.path;
         if (g.kind === "raw") {
-          const out = `${g.path}.parquet`;
+          localPath = `${g.path}.parquet`;
+          const out = localPath;
           const rows = await retry(() => this.parquet.convert(g.path, out), {
             maxAttempts: 5,
             initialMs: 500,
@@ -124,13 +125,12 @@ export class BatchFlusher {
               `DuckDB wrote ${rows} rows to ${name}, expected ${g.count}`,
             );
           }
-          data = await Deno.readFile(out);
-          await Deno.remove(out).catch(() => {});
-        } else {
-          data = await Deno.readFile(g.path);
+          // The NDJSON is no longer needed: free the disk now.
+          await Deno.remove(g.path).catch(() => {});
         }
-        bytes += data.byteLength;
-        files.push({ zone: g.kind, dir: g.dir, name, bytes: data });
+        // Streamed from disk by the commit: never held whole in memory.
+        bytes += (await Deno.stat(localPath)).size;
+        files.push({ zone: g.kind, dir: g.dir, name, localPath });
       }
       const prepareMs = Math.round(performance.now() - t0);
       const ok = await this.committer.commit(
@@ -156,6 +156,7 @@ export class BatchFlusher {
         if (stillOwner()) {
           // Fenced although we still hold it: re-read from the durable point.
           st.nextOffset = st.durableOffset;
+          st.consumedOffset = st.durableOffset;
           this.kafka.seek(p, st.durableOffset);
         }
         return;
@@ -164,7 +165,12 @@ export class BatchFlusher {
       st.lastProgressMs = Date.now();
       this.batches++;
       this.onCommitted();
-      this.metrics.recordCommitted(b.stats, files.length, bytes);
+      this.metrics.recordCommitted(
+        b.events,
+        b.deadLetters,
+        files.length,
+        bytes,
+      );
       log.debug("batch committed", {
         partition: p,
         firstOffset: b.firstOffset,
@@ -189,6 +195,11 @@ export class BatchFlusher {
       await this.failpoints.reached("kafka-committed");
     } finally {
       await b.discard();
+      await Promise.all(
+        [...b.groups.values()].map((g) =>
+          Deno.remove(`${g.path}.parquet`).catch(() => {})
+        ),
+      );
     }
   }
 }

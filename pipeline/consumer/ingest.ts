@@ -1,19 +1,24 @@
 /**
- * One Kafka record into a partition's micro-batch: validated
- * (pipeline/events/schema.ts) and flattened into a raw-zone row, or turned
- * into a dead-letter line with its typed reason; its live-metric
- * contribution is added to the batch's stats.
+ * One Kafka record into a partition's micro-batch and the live metrics:
+ * validated (pipeline/events/schema.ts) and flattened into a raw-zone row,
+ * or turned into a dead-letter line with its typed reason; counted in the
+ * live metrics when the caller says it is not counted yet (metrics.ts).
  */
 import type { KafkaMessage } from "kafkajs";
 import { validateEvent } from "../events/schema.ts";
 import { flattenEvent } from "../events/flatten.ts";
 import { deadLetterRecord, type RawMessage } from "../zones/dead_letter.ts";
 import type { MicroBatch } from "./micro_batch.ts";
-import { addDeadLetterStats, addEventStats } from "./metrics.ts";
+import type { MetricsAggregator } from "./metrics.ts";
 
-/** Adds record `m` of `topic`/`partition` to batch `b`. */
+/**
+ * Adds record `m` of `topic`/`partition` to batch `b` (when given: the
+ * record is not yet in HDFS) and counts it in `metrics` (when given: not yet
+ * counted).
+ */
 export function ingestRecord(
-  b: MicroBatch,
+  b: MicroBatch | undefined,
+  metrics: MetricsAggregator | undefined,
   topic: string,
   partition: number,
   m: KafkaMessage,
@@ -32,23 +37,27 @@ export function ingestRecord(
       offset: off,
       timestamp: m.timestamp,
     });
-    let ts = row.event_ts;
-    if (ts.length !== 24 || ts[23] !== "Z") {
-      ts = new Date(Date.parse(ts)).toISOString();
+    if (b) {
+      let ts = row.event_ts;
+      if (ts.length !== 24 || ts[23] !== "Z") {
+        ts = new Date(Date.parse(ts)).toISOString();
+      }
+      b.addEvent(off, size, kts, ts, JSON.stringify(row));
     }
-    b.addEvent(off, size, kts, ts, JSON.stringify(row));
-    addEventStats(b.stats, row, res.event);
+    metrics?.countEvent(partition, off, row, res.event, size);
   } else {
-    const rec = deadLetterRecord(
-      topic,
-      partition,
-      m as unknown as RawMessage,
-      res.reason,
-      res.detail,
-      consumerId,
-    );
-    const date = (rec.kafka_timestamp ?? rec.dead_lettered_at).slice(0, 10);
-    b.addDeadLetter(off, size, kts, date, JSON.stringify(rec));
-    addDeadLetterStats(b.stats, res.reason);
+    if (b) {
+      const rec = deadLetterRecord(
+        topic,
+        partition,
+        m as unknown as RawMessage,
+        res.reason,
+        res.detail,
+        consumerId,
+      );
+      const date = (rec.kafka_timestamp ?? rec.dead_lettered_at).slice(0, 10);
+      b.addDeadLetter(off, size, kts, date, JSON.stringify(rec));
+    }
+    metrics?.countDeadLetter(partition, off, res.reason);
   }
 }

@@ -1,15 +1,44 @@
 /**
  * Writes MetricsAggregator snapshots into Postgres `monitoring.*` (schema in
- * pipeline/migrations/020_monitoring.sql) in one transaction per flush:
- * additive upserts for counters, replace for percentiles and lag, the live
- * feed trimmed to the newest RECENT_EVENTS_LIMIT rows, and a heartbeat row in
- * `monitoring.components`. Old buckets are rolled up (10 s → 1 min after an
- * hour) and expired (after 7 days; per-consumer stats after 1 day) by
- * whichever consumer gets the advisory lock first.
+ * pipeline/migrations/020_monitoring.sql and 052_consumer_live_counts.sql)
+ * in one transaction per flush: additive upserts for counters, replace for
+ * percentiles and lag, the live feed trimmed to the newest
+ * RECENT_EVENTS_LIMIT rows, and a heartbeat row in `monitoring.components`.
+ * Old buckets are rolled up (10 s → 1 min after an hour) and expired (after
+ * 7 days; per-consumer stats after 1 day) by whichever consumer gets the
+ * advisory lock first.
+ *
+ * Exactly once per Kafka offset: `monitoring.consumer_counted` holds, per
+ * (topic, partition), the last offset counted and the claim (`owner_epoch`)
+ * of the consumer counting it. A consumer claims its partitions when it is
+ * assigned them (the epoch goes up by one, so an earlier owner's claim is
+ * void) and learns where counting resumes. Each flush moves the last counted
+ * offset of every partition it has counts for, only where its claim still
+ * holds and the counts lie wholly beyond the stored offset, and adds exactly
+ * those partitions' counts, in the same transaction.
  */
 import type { Pool, PoolClient } from "../clients/postgres.ts";
 import { withTransaction } from "../clients/postgres.ts";
-import { type MetricsSnapshot, RECENT_EVENTS_LIMIT } from "./metrics.ts";
+import {
+  type ConsumerStatsRow,
+  type EventCountRow,
+  type MetricsSnapshot,
+  RECENT_EVENTS_LIMIT,
+} from "./metrics.ts";
+
+/** A partition's counting claim: counts are written only while it holds. */
+export interface CountClaim {
+  partition: number;
+  epoch: number;
+  /** Last offset already counted (-1: none); counting resumes after it. */
+  lastCounted: number;
+}
+
+/** What a write applied. */
+export interface WriteResult {
+  /** Partitions whose counts were refused (claim lost, or already counted). */
+  refused: number[];
+}
 
 /** Heartbeat of this consumer process. */
 export interface Heartbeat {
@@ -45,12 +74,119 @@ export class MetricsWriter {
     readonly opts: { rollupEveryMs?: number } = {},
   ) {}
 
-  /** Writes one snapshot and the heartbeat; throws (caller restores) on failure. */
-  async write(s: MetricsSnapshot, hb: Heartbeat): Promise<void> {
+  /**
+   * Claims counting for `partitions` (assignment): bumps each one's epoch,
+   * creating the row with `initialLast` (the offset before the resume
+   * point, so records already in HDFS before live counting existed are not
+   * counted again) when there is none. Returns the claims.
+   */
+  async claim(
+    partitions: Array<{ partition: number; initialLast: number }>,
+  ): Promise<CountClaim[]> {
+    if (!partitions.length) return [];
+    const { rows } = await this.pool.query(
+      `insert into monitoring.consumer_counted
+         (topic, kafka_partition, owner_epoch, last_counted_offset, consumer_id, updated_at)
+       select $1, p, 1, l, $2, now() from unnest($3::int[], $4::bigint[]) as x(p, l)
+       on conflict (topic, kafka_partition) do update
+         set owner_epoch = monitoring.consumer_counted.owner_epoch + 1,
+             consumer_id = excluded.consumer_id, updated_at = now()
+       returning kafka_partition, owner_epoch::float8 as epoch,
+                 last_counted_offset::float8 as last`,
+      [
+        this.topic,
+        this.consumerId,
+        partitions.map((x) => x.partition),
+        partitions.map((x) => x.initialLast),
+      ],
+    );
+    return rows.map((r) => ({
+      partition: r.kafka_partition as number,
+      epoch: r.epoch as number,
+      lastCounted: r.last as number,
+    }));
+  }
+
+  /**
+   * Resets the last counted offset of partition p to `last` under `epoch`
+   * (after an explicit position reset: the offsets start over). False when
+   * the claim no longer holds.
+   */
+  async resetCounted(p: number, epoch: number, last: number): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `update monitoring.consumer_counted set last_counted_offset = $4, updated_at = now()
+        where topic = $1 and kafka_partition = $2 and owner_epoch = $3`,
+      [this.topic, p, epoch, last],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Writes one snapshot and the heartbeat; throws (caller restores) on
+   * failure. Counts of partitions whose claim no longer holds (or that are
+   * already counted) are refused: not written, and the caller drops them.
+   */
+  async write(s: MetricsSnapshot, hb: Heartbeat): Promise<WriteResult> {
+    const refused: number[] = [];
     await withTransaction(this.pool, async (c) => {
-      if (s.eventCounts.length) await this.#eventCounts(c, s);
-      if (s.consumerStats.length) await this.#consumerStats(c, s);
-      if (s.deadLetters.length) await this.#deadLetters(c, s);
+      const accepted = await this.#advance(c, s);
+      refused.length = 0;
+      for (const pc of s.partitions) {
+        if (!accepted.has(pc.partition)) refused.push(pc.partition);
+      }
+      const parts = s.partitions.filter((pc) => accepted.has(pc.partition));
+      // One row per key: partitions' counts of the same cell add up here
+      // (an upsert may not touch a row twice).
+      const cells = new Map<string, EventCountRow>();
+      for (const r of parts.flatMap((pc) => pc.eventCounts)) {
+        const k = [r.bucket, r.eventType, r.country, r.device, r.level].join(
+          "\u0001",
+        );
+        const c = cells.get(k);
+        if (!c) cells.set(k, { ...r });
+        else {
+          c.events += r.events;
+          c.orders += r.orders;
+          c.failedOrders += r.failedOrders;
+          c.revenueCents += r.revenueCents;
+        }
+      }
+      const eventCounts = [...cells.values()];
+      const reasons = new Map<
+        string,
+        { bucket: number; reason: string; records: number }
+      >();
+      for (const r of parts.flatMap((pc) => pc.deadLetters)) {
+        const k = `${r.bucket}\u0001${r.reason}`;
+        const c = reasons.get(k);
+        if (!c) reasons.set(k, { ...r });
+        else c.records += r.records;
+      }
+      const deadLetters = [...reasons.values()];
+      const stats = new Map<number, ConsumerStatsRow>();
+      for (const r of s.consumerStats) stats.set(r.bucket, { ...r });
+      for (const pc of parts) {
+        for (const r of pc.records) {
+          const row = stats.get(r.bucket) ?? {
+            bucket: r.bucket,
+            recordsIn: 0,
+            eventsOut: 0,
+            deadLetters: 0,
+            filesWritten: 0,
+            bytesWritten: 0,
+            p50: null,
+            p95: null,
+            p99: null,
+          };
+          row.recordsIn += r.recordsIn;
+          row.eventsOut += r.eventsOut;
+          row.deadLetters += r.deadLetters;
+          stats.set(r.bucket, row);
+        }
+      }
+      if (eventCounts.length) await this.#eventCounts(c, eventCounts);
+      if (stats.size) await this.#consumerStats(c, [...stats.values()]);
+      if (deadLetters.length) await this.#deadLetters(c, deadLetters);
       if (s.recent.length) await this.#recent(c, s);
       if (s.lag.length) await this.#lag(c, s);
       await c.query(
@@ -66,10 +202,36 @@ export class MetricsWriter {
       this.#lastRollup = Date.now();
       await this.rollup();
     }
+    return { refused };
   }
 
-  async #eventCounts(c: PoolClient, s: MetricsSnapshot): Promise<void> {
-    const r = s.eventCounts;
+  /**
+   * Moves the last counted offset of each partition of the snapshot whose
+   * claim holds and whose counts lie wholly beyond it; returns those.
+   */
+  async #advance(c: PoolClient, s: MetricsSnapshot): Promise<Set<number>> {
+    const parts = s.partitions;
+    if (!parts.length) return new Set();
+    const { rows } = await c.query(
+      `update monitoring.consumer_counted t
+          set last_counted_offset = x.l, consumer_id = $2, updated_at = now()
+         from unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[]) as x(p, e, f, l)
+        where t.topic = $1 and t.kafka_partition = x.p and t.owner_epoch = x.e
+          and t.last_counted_offset < x.f
+       returning t.kafka_partition`,
+      [
+        this.topic,
+        this.consumerId,
+        parts.map((pc) => pc.partition),
+        parts.map((pc) => pc.epoch),
+        parts.map((pc) => pc.firstOffset),
+        parts.map((pc) => pc.lastOffset),
+      ],
+    );
+    return new Set(rows.map((r) => r.kafka_partition as number));
+  }
+
+  async #eventCounts(c: PoolClient, r: EventCountRow[]): Promise<void> {
     await c.query(
       `insert into monitoring.event_counts
          (bucket, bucket_secs, event_type, geo_country, device_type, level, events, orders, failed_orders, revenue)
@@ -96,8 +258,7 @@ export class MetricsWriter {
     );
   }
 
-  async #consumerStats(c: PoolClient, s: MetricsSnapshot): Promise<void> {
-    const r = s.consumerStats;
+  async #consumerStats(c: PoolClient, r: ConsumerStatsRow[]): Promise<void> {
     await c.query(
       `insert into monitoring.consumer_stats
          (bucket, consumer_id, records_in, events_out, dead_letters, files_written, bytes_written,
@@ -130,8 +291,10 @@ export class MetricsWriter {
     );
   }
 
-  async #deadLetters(c: PoolClient, s: MetricsSnapshot): Promise<void> {
-    const r = s.deadLetters;
+  async #deadLetters(
+    c: PoolClient,
+    r: MetricsSnapshot["partitions"][number]["deadLetters"],
+  ): Promise<void> {
     await c.query(
       `insert into monitoring.dead_letter_counts (bucket, reason, records)
        select to_timestamp(b / 1000.0), re, n
@@ -193,11 +356,14 @@ export class MetricsWriter {
     const r = s.lag;
     await c.query(
       `insert into monitoring.consumer_lag
-         (topic, kafka_partition, committed_offset, end_offset, lag_offsets, lag_seconds, consumer_id, updated_at)
-       select $1, p, co, eo, lo, ls, $2, now()
-         from unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::float8[]) as x(p, co, eo, lo, ls)
+         (topic, kafka_partition, committed_offset, consumed_offset, end_offset, lag_offsets, lag_seconds,
+          consumer_id, updated_at)
+       select $1, p, co, cu, eo, lo, ls, $2, now()
+         from unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::float8[], $8::bigint[])
+           as x(p, co, eo, lo, ls, cu)
        on conflict (topic, kafka_partition) do update set
-         committed_offset = excluded.committed_offset, end_offset = excluded.end_offset,
+         committed_offset = excluded.committed_offset, consumed_offset = excluded.consumed_offset,
+         end_offset = excluded.end_offset,
          lag_offsets = excluded.lag_offsets, lag_seconds = excluded.lag_seconds,
          consumer_id = excluded.consumer_id, updated_at = now()`,
       [
@@ -208,6 +374,7 @@ export class MetricsWriter {
         r.map((x) => x.endOffset),
         r.map((x) => x.lagOffsets),
         r.map((x) => x.lagSeconds),
+        r.map((x) => x.consumedOffset),
       ],
     );
   }

@@ -1,42 +1,48 @@
 /**
  * The micro-batch of one Kafka partition: records accumulate here until a
- * size or time bound, then the batch is turned into files and committed.
+ * rotation bound (records, bytes or the rotate interval, the way Kafka
+ * Connect's HDFS sink rotates), then the batch is turned into files and
+ * committed. A partition that receives nothing has no batch and writes
+ * nothing.
  *
  * Valid events are flattened and kept as NDJSON lines grouped by event
  * hour (one raw-zone Parquet file per hour); rejected records become
  * dead-letter lines grouped by day. Lines are spilled to a local scratch
- * file per group every few MB, so a large batch costs disk, not heap (the
- * consumer stays well under its RSS budget), and DuckDB later reads the
- * NDJSON directly to write Parquet.
+ * file per group, and the lines a batch holds in memory are bounded in
+ * bytes over all its groups (SPILL_CHARS), so a batch of any size or any
+ * spread of event hours costs disk, not heap; DuckDB later reads the NDJSON
+ * directly to write Parquet.
  */
 import { deadLetterPartitionDir, rawPartitionDir } from "../zones/names.ts";
-import { type BatchStats, newBatchStats } from "./metrics.ts";
 
-/** Size and time bounds of a micro-batch. */
+/** Rotation bounds of a micro-batch (one set of files per partition). */
 export interface BatchLimits {
-  /** Flush when the batch holds this many records. */
+  /** Rotate when the batch holds this many records. */
   maxRecords: number;
-  /** Flush when the records' bytes (Kafka values) reach this. */
+  /** Rotate when the records' bytes (Kafka values) reach this. */
   maxBytes: number;
-  /** Flush when the oldest record has waited this long (freshness). */
-  maxAgeMs: number;
+  /** Rotate when the oldest record has waited this long (--rotate-interval). */
+  rotateIntervalMs: number;
 }
 
 /**
- * Defaults: ~1 s freshness (p95 latency ≤ 2 s at steady load) and at most
- * 10k records per batch. DuckDB's Parquet writer holds the whole file's rows
- * (one row group) while writing: measured +80 MB RSS for 10k rows, +175 MB
- * for 25k, against the consumer's 300 MB budget. 10k rows still make
- * ~470 KB files at ~47 B/event, and at 50k ev/s over 6 partitions the 1 s
- * age bound cuts batches at ~8k anyway.
+ * Defaults. Live metrics come from consumed records (metrics.ts), so files
+ * no longer have to be cut every second for freshness: a partition's batch
+ * rotates after 5 minutes, half the batch schedule's 10-minute interval, so
+ * every batch run finds data at most ~5 minutes old while a trickle of
+ * 50 events/s over 6 partitions makes 12 files per partition-hour instead
+ * of ~3,600. 500,000 records or 128 MB of Kafka bytes bound a file under
+ * heavy load (~25 MB of Parquet): the NDJSON scratch stays on disk and the
+ * Parquet conversion streams with small row groups, so neither bound costs
+ * heap.
  */
 export const DEFAULT_LIMITS: BatchLimits = {
-  maxRecords: 10_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxAgeMs: 1_000,
+  maxRecords: 500_000,
+  maxBytes: 128 * 1024 * 1024,
+  rotateIntervalMs: 5 * 60_000,
 };
 
-/** Spill a group's pending lines to disk past this many UTF-16 units. */
+/** Spill pending lines to disk past this many UTF-16 units (over all groups). */
 const SPILL_CHARS = 1024 * 1024;
 
 /** Records of one output file (one hour of raw events, or one day of dead letters). */
@@ -61,12 +67,16 @@ export class MicroBatch {
   lastOffset = -1;
   records = 0;
   bytes = 0;
+  /** Valid events and dead letters in the batch (what reaches HDFS). */
+  events = 0;
+  deadLetters = 0;
   /** When the first record was added (ms). */
   readonly startedAt: number;
   /** Kafka timestamp (ms) of the first record, for lag in seconds. */
   firstKafkaTs: number | undefined;
   readonly groups = new Map<string, LineGroup>();
-  readonly stats: BatchStats = newBatchStats();
+  /** Chars held in memory over all groups' pending lines. */
+  #pendingChars = 0;
   #spills: Promise<void>[] = [];
 
   constructor(
@@ -119,12 +129,16 @@ export class MicroBatch {
     g.count++;
     g.pending.push(line);
     g.pendingChars += line.length;
-    if (g.pendingChars >= SPILL_CHARS) this.#spill(g);
+    this.#pendingChars += line.length;
+    if (this.#pendingChars >= SPILL_CHARS) {
+      for (const each of this.groups.values()) this.#spill(each);
+    }
   }
 
   #spill(g: LineGroup): void {
     if (g.pending.length === 0) return;
     const text = g.pending.join("\n") + "\n";
+    this.#pendingChars -= g.pendingChars;
     g.pending = [];
     g.pendingChars = 0;
     const prev = this.#spills.at(-1) ?? Promise.resolve();
@@ -143,6 +157,7 @@ export class MicroBatch {
     line: string,
   ): void {
     this.#note(offset, valueBytes, kafkaTsMs);
+    this.events++;
     // event_ts is validated ISO-8601 UTC ("YYYY-MM-DDTHH:…Z").
     const dir = rawPartitionDir(eventTs.slice(0, 10), eventTs.slice(11, 13));
     this.#push(this.#group("raw", dir), offset, line);
@@ -157,6 +172,7 @@ export class MicroBatch {
     line: string,
   ): void {
     this.#note(offset, valueBytes, kafkaTsMs);
+    this.deadLetters++;
     this.#push(
       this.#group("dead_letter", deadLetterPartitionDir(date)),
       offset,
@@ -164,10 +180,15 @@ export class MicroBatch {
     );
   }
 
-  /** True when a bound is reached. */
-  full(limits: BatchLimits, now = Date.now()): boolean {
-    return this.records >= limits.maxRecords || this.bytes >= limits.maxBytes ||
-      (this.records > 0 && now - this.startedAt >= limits.maxAgeMs);
+  /** True when the batch reached its record or byte bound. */
+  full(limits: BatchLimits): boolean {
+    return this.records >= limits.maxRecords || this.bytes >= limits.maxBytes;
+  }
+
+  /** True when a rotation bound is reached (size, or the rotate interval). */
+  due(limits: BatchLimits, now = Date.now()): boolean {
+    return this.full(limits) ||
+      (this.records > 0 && now - this.startedAt >= limits.rotateIntervalMs);
   }
 
   /** Writes every pending line to the scratch files and waits for them. */

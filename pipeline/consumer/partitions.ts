@@ -17,7 +17,23 @@ import type { Admin } from "kafkajs";
 import type { HdfsCommitter } from "../zones/commit.ts";
 import type { MicroBatch } from "./micro_batch.ts";
 import type { ConsumerContext, PartitionControl } from "./context.ts";
+import type { CountClaim } from "./metrics_writer.ts";
 import { RetryAborted } from "./retry.ts";
+
+/** Exactly-once live counting (metrics.ts, metrics_writer.ts), if enabled. */
+export interface LiveCounting {
+  /** Claims counting of the partitions (Postgres); see MetricsWriter.claim. */
+  claim(
+    partitions: Array<{ partition: number; initialLast: number }>,
+  ): Promise<CountClaim[]>;
+  /** The aggregator counts partition p under `epoch` from now on. */
+  start(partition: number, epoch: number): void;
+  /** The aggregator stops counting partition p. */
+  stop(partition: number): void;
+}
+
+/** How long recovery waits for Postgres before it goes on without counting. */
+const CLAIM_TIMEOUT_MS = 5_000;
 
 /** What this consumer knows about one partition it owns (or owned). */
 export interface PartitionState {
@@ -27,6 +43,18 @@ export interface PartitionState {
   nextOffset: number;
   /** Next offset after the last batch committed to HDFS. */
   durableOffset: number;
+  /**
+   * Next offset to count in the live metrics; Infinity while not counting
+   * (metrics off, or no claim yet). Below nextOffset, records are counted
+   * only (they are in HDFS already); below countFrom, taken only.
+   */
+  countFrom: number;
+  /** A counting claim is to be made (Postgres did not answer at recovery). */
+  claimPending: boolean;
+  /** Next offset after the last record seen (consumed). */
+  consumedOffset: number;
+  /** Kafka timestamp (ms) of the last record seen. */
+  lastKafkaTs: number | undefined;
   buffer: MicroBatch | undefined;
   /** When this partition last made durable progress (or was assigned). */
   lastProgressMs: number;
@@ -50,6 +78,7 @@ export class PartitionOwnership {
     readonly groupId: string,
     /** Waits until no flush is in flight (before recovery reads HDFS). */
     readonly settleFlushes: () => Promise<void>,
+    readonly counting?: LiveCounting,
   ) {}
 
   /** True while `st` is still partition p's state, ready, in generation `gen`. */
@@ -117,6 +146,93 @@ export class PartitionOwnership {
     });
   }
 
+  /**
+   * Claims live counting of `parts` (one attempt, bounded in time: metrics
+   * are not on the data path, so an unreachable Postgres delays counting,
+   * not consumption; retryClaims() tries again later).
+   */
+  async #claim(
+    parts: number[],
+    starts: Map<number, number>,
+  ): Promise<Map<number, CountClaim>> {
+    const out = new Map<number, CountClaim>();
+    if (!this.counting) return out;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const claims = await Promise.race([
+        this.counting.claim(
+          parts.map((p) => ({ partition: p, initialLast: starts.get(p)! - 1 })),
+        ),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error("Postgres did not answer")),
+            CLAIM_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      for (const c of claims) out.set(c.partition, c);
+    } catch (err) {
+      this.ctx.log.warn(
+        "live metrics: could not claim counting; the partitions are counted once Postgres answers",
+        { partitions: parts, error: err },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return out;
+  }
+
+  /**
+   * Claims counting for owned partitions that have none yet (Postgres was
+   * down at recovery, or a claim was lost). Records consumed meanwhile stay
+   * uncounted (logged): they were taken into HDFS, not into the counts.
+   */
+  async retryClaims(): Promise<void> {
+    if (!this.counting) return;
+    const gen = this.generation;
+    const pending = [...this.states].filter(([p, st]) =>
+      st.claimPending && this.owns(p, gen, st)
+    );
+    if (!pending.length) return;
+    const claims = await this.counting.claim(
+      pending.map(([p, st]) => ({
+        partition: p,
+        initialLast: st.consumedOffset - 1,
+      })),
+    );
+    for (const c of claims) {
+      const st = this.states.get(c.partition);
+      if (!st || !this.owns(c.partition, gen, st) || !st.claimPending) continue;
+      const from = c.lastCounted + 1;
+      if (from < st.consumedOffset) {
+        this.ctx.log.warn(
+          "live metrics: records consumed before the counting claim stay uncounted",
+          {
+            partition: c.partition,
+            fromOffset: from,
+            toOffset: st.consumedOffset,
+          },
+        );
+      }
+      this.counting.start(c.partition, c.epoch);
+      st.countFrom = Math.max(from, st.consumedOffset);
+      st.claimPending = false;
+    }
+  }
+
+  /** The live-metrics write refused partition p's counts: its claim was lost. */
+  countsRefused(p: number): void {
+    this.counting?.stop(p);
+    const st = this.states.get(p);
+    if (!st?.ready || !this.assigned.has(p)) return;
+    this.ctx.log.warn(
+      "live metrics: counting claim lost (another consumer claimed the partition); claiming again",
+      { partition: p },
+    );
+    st.countFrom = Infinity;
+    st.claimPending = true;
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
     this.#lock = run.catch(() => {});
@@ -152,7 +268,7 @@ export class PartitionOwnership {
       ) => [p.partition, Number(p.offset)]),
     );
     const low = new Map(topicOffsets.map((o) => [o.partition, Number(o.low)]));
-    const positions: Record<number, number> = {};
+    const starts = new Map<number, number>();
     for (const p of parts) {
       // HDFS is the truth; with nothing there (first start, or the zones were
       // wiped on purpose) the group's offset, else the earliest record.
@@ -167,11 +283,31 @@ export class PartitionOwnership {
         }
         start = lo;
       }
-      this.kafka.seek(p, start);
+      starts.set(p, start);
+    }
+    const claims = await this.#claim(parts, starts);
+    if (gen !== this.generation) return;
+    const positions: Record<number, number> = {};
+    for (const p of parts) {
+      const start = starts.get(p)!;
+      const claim = claims.get(p);
+      // Records between the last counted offset and the HDFS position were
+      // committed but not counted (their counts were lost with the previous
+      // owner): read them again, to count only.
+      const countFrom = claim
+        ? Math.max(claim.lastCounted + 1, low.get(p) ?? 0)
+        : Infinity;
+      const readFrom = Math.min(start, countFrom);
+      if (claim) this.counting!.start(p, claim.epoch);
+      this.kafka.seek(p, readFrom);
       this.states.set(p, {
         ready: true,
         nextOffset: start,
         durableOffset: start,
+        countFrom,
+        claimPending: !!this.counting && !claim,
+        consumedOffset: readFrom,
+        lastKafkaTs: undefined,
         buffer: undefined,
         lastProgressMs: Date.now(),
       });

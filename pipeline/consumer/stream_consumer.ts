@@ -45,7 +45,7 @@ export interface StreamConsumerOptions {
   limits?: BatchLimits;
   /** Commit everything up to the end offsets seen at start, then stop. */
   untilCaughtUp?: boolean;
-  /** How often live metrics are written (default 2 s). */
+  /** How often live metrics are written (default DEFAULT_METRICS_INTERVAL_MS). */
   metricsIntervalMs?: number;
   /** Kafka group session timeout (default 30 s). */
   sessionTimeoutMs?: number;
@@ -72,6 +72,13 @@ export interface ConsumerSummary {
   /** Per partition: next offset durably committed (owned partitions only). */
   positions: Record<string, number>;
 }
+
+/**
+ * Live metrics are written every second: an event is on the live pages
+ * about 0.5 s (at most ~1 s plus the write) after it was consumed, which
+ * keeps the event → live API p95 under 2 s at 2,000 events/s.
+ */
+export const DEFAULT_METRICS_INTERVAL_MS = 1_000;
 
 const isRebalancing = (e: unknown) => {
   const t = (e as { type?: string })?.type;
@@ -240,6 +247,11 @@ export class StreamConsumer {
       this.#committer,
       this.config.kafka.consumerGroup,
       () => this.#flusher.settle(),
+      this.#metricsWriter && {
+        claim: (parts) => this.#metricsWriter!.claim(parts),
+        start: (p, epoch) => this.metrics.startCounting(p, epoch),
+        stop: (p) => this.metrics.stopCounting(p),
+      },
     );
     this.#flusher = new BatchFlusher(
       this.#ctx,
@@ -285,7 +297,8 @@ export class StreamConsumer {
     this.#state = "running";
 
     const tick = setInterval(() => this.#tick(), 100);
-    const metricsEvery = this.#opts.metricsIntervalMs ?? 2_000;
+    const metricsEvery = this.#opts.metricsIntervalMs ??
+      DEFAULT_METRICS_INTERVAL_MS;
     let metricsRunning = false;
     const metricsTimer = setInterval(() => {
       if (metricsRunning) return;
@@ -365,19 +378,32 @@ export class StreamConsumer {
     for (const m of batch.messages) {
       if (this.#stopping || gen !== own.generation || !st.ready) break;
       const off = Number(m.offset);
-      if (off < st.nextOffset) {
-        lastSeen = m.offset; // delivered again after a seek
-        continue;
-      }
-      if (!st.buffer) st.buffer = new MicroBatch(this.topic, p, this.#scratch);
-      ingestRecord(st.buffer, this.topic, p, m, this.instanceId);
-      st.nextOffset = off + 1;
       lastSeen = m.offset;
+      if (off < st.consumedOffset) continue; // delivered again after a seek
+      // Below nextOffset a record is in HDFS already; below countFrom it is
+      // counted already (live metrics): each is done once.
+      const take = off >= st.nextOffset;
+      const count = off >= st.countFrom;
+      if (take && !st.buffer) {
+        st.buffer = new MicroBatch(this.topic, p, this.#scratch);
+      }
+      if (take || count) {
+        ingestRecord(
+          take ? st.buffer : undefined,
+          count ? this.metrics : undefined,
+          this.topic,
+          p,
+          m,
+          this.instanceId,
+        );
+      }
+      st.consumedOffset = off + 1;
+      if (m.timestamp) st.lastKafkaTs = Number(m.timestamp);
+      if (count) st.countFrom = off + 1;
+      if (!take) continue;
+      st.nextOffset = off + 1;
       taken++;
-      const b = st.buffer;
-      if (
-        b.records >= this.limits.maxRecords || b.bytes >= this.limits.maxBytes
-      ) {
+      if (st.buffer!.full(this.limits)) {
         await this.#flusher.flushNow(p, gen, "size");
       }
     }
@@ -404,7 +430,7 @@ export class StreamConsumer {
 
   #due = (p: number, st: PartitionState): boolean =>
     !!st.buffer &&
-    (st.buffer.full(this.limits) ||
+    (st.buffer.due(this.limits) ||
       (!!this.#targets && st.nextOffset >= (this.#targets.get(p) ?? Infinity)));
 
   #tick(): void {
@@ -452,11 +478,15 @@ export class StreamConsumer {
         const st = this.#ownership.ready(o.partition);
         if (!st) continue;
         const end = Number(o.high);
-        const lag = Math.max(0, end - st.durableOffset);
-        const since = st.buffer?.firstKafkaTs ?? st.lastProgressMs;
+        // Lag = records not yet consumed (the live metrics count on
+        // consumption); its age is that of the last record read (or the
+        // assignment), a lower bound of the oldest unread record's.
+        const lag = Math.max(0, end - st.consumedOffset);
+        const since = st.lastKafkaTs ?? st.lastProgressMs;
         this.metrics.setLag({
           partition: o.partition,
           committedOffset: st.durableOffset,
+          consumedOffset: st.consumedOffset,
           endOffset: end,
           lagOffsets: lag,
           lagSeconds: lag === 0 ? 0 : Math.max(0, (now - since) / 1000),
@@ -469,9 +499,12 @@ export class StreamConsumer {
       this.metrics.drain();
       return;
     }
+    await this.#ownership.retryClaims().catch((err) =>
+      this.log.debug("live metrics: claim retry failed", { error: err })
+    );
     const snap = this.metrics.drain();
     try {
-      await this.#metricsWriter.write(snap, {
+      const { refused } = await this.#metricsWriter.write(snap, {
         instanceId: this.instanceId,
         state: this.#state,
         startedAt: this.#startedAt,
@@ -487,6 +520,7 @@ export class StreamConsumer {
           lastError: this.#lastError ?? null,
         },
       });
+      for (const p of refused) this.#ownership.countsRefused(p);
     } catch (err) {
       this.metrics.restore(snap);
       this.log.warn("live metrics not written (will retry)", { error: err });

@@ -13,16 +13,13 @@ import {
 } from "../zones/commit.ts";
 import { deadLetterRecord } from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
-import { MicroBatch } from "./micro_batch.ts";
+import { type BatchLimits, MicroBatch } from "./micro_batch.ts";
 import {
-  addDeadLetterStats,
-  addEventStats,
   bucketOf,
   MetricsAggregator,
-  newBatchStats,
   percentile,
+  RECENT_EVENTS_BYTES,
   RECENT_EVENTS_LIMIT,
-  RECENT_PER_BATCH,
 } from "./metrics.ts";
 import { backoffMs, retry, RetryAborted } from "./retry.ts";
 import { type FlatRow, NO_DETAILS } from "../events/flatten.ts";
@@ -142,22 +139,20 @@ Deno.test("micro-batch groups rows per event hour and dead letters per day", asy
     assert.equal(b.firstOffset, 10);
     assert.equal(b.lastOffset, 13);
     assert.equal(b.firstKafkaTs, 5);
-    assert.equal(
-      b.full({ maxRecords: 5, maxBytes: 1e9, maxAgeMs: 1e9 }, 2_000),
-      false,
-    );
-    assert.equal(
-      b.full({ maxRecords: 4, maxBytes: 1e9, maxAgeMs: 1e9 }, 2_000),
-      true,
-    );
-    assert.equal(
-      b.full({ maxRecords: 9, maxBytes: 307, maxAgeMs: 1e9 }, 2_000),
-      true,
-    );
-    assert.equal(
-      b.full({ maxRecords: 9, maxBytes: 1e9, maxAgeMs: 1_000 }, 2_000),
-      true,
-    );
+    assert.deepEqual([b.events, b.deadLetters], [3, 1]);
+    const limits = (o: Partial<BatchLimits>): BatchLimits => ({
+      maxRecords: 1e9,
+      maxBytes: 1e9,
+      rotateIntervalMs: 1e9,
+      ...o,
+    });
+    assert.equal(b.due(limits({ maxRecords: 5 }), 2_000), false);
+    assert.equal(b.due(limits({ maxRecords: 4 }), 2_000), true);
+    assert.equal(b.full(limits({ maxRecords: 4 })), true);
+    assert.equal(b.due(limits({ maxBytes: 307 }), 2_000), true);
+    // The rotate interval makes a batch due, not full (no back-pressure).
+    assert.equal(b.due(limits({ rotateIntervalMs: 1_000 }), 2_000), true);
+    assert.equal(b.full(limits({ rotateIntervalMs: 1_000 })), false);
     const groups = await b.finish();
     const byDir = Object.fromEntries(groups.map((g) => [g.dir, g]));
     assert.deepEqual(Object.keys(byDir).sort(), [
@@ -176,30 +171,65 @@ Deno.test("micro-batch groups rows per event hour and dead letters per day", asy
   }
 });
 
-Deno.test("metrics: counts, revenue, dead letters, latency percentiles, restore", () => {
-  const s = newBatchStats();
+Deno.test("micro-batch keeps at most ~1M chars of lines in memory over all its hours", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const b = new MicroBatch("T", 0, dir, 0);
+    const line = "x".repeat(10_000);
+    // 300 event hours, 3 MB of lines: spilled as the total grows, whatever
+    // the spread over hours.
+    for (let i = 0; i < 300; i++) {
+      const ts = new Date(Date.UTC(2026, 0, 1) + i * 3_600_000).toISOString();
+      b.addEvent(i, 10_000, undefined, ts, line);
+    }
+    let held = 0;
+    for (const g of b.groups.values()) held += g.pendingChars;
+    assert.ok(held < 1024 * 1024, `held ${held} chars`);
+    const groups = await b.finish();
+    assert.equal(groups.length, 300);
+    assert.equal(await Deno.readTextFile(groups[299].path), line + "\n");
+    await b.discard();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("metrics: counted per partition on consumption, exactly-once claims, latency at the write", () => {
   const ev = {} as Event;
   const t = Date.parse("2026-01-01T00:00:00.000Z");
-  addEventStats(
-    s,
+  const m = new MetricsAggregator();
+  // Counting needs a claim.
+  assert.throws(() => m.countDeadLetter(0, 1, "invalid_json", t), RangeError);
+  m.startCounting(0, 7);
+  m.startCounting(1, 3);
+  const at = t + 1_500;
+  m.countEvent(
+    0,
+    10,
     row({
       event_type: "order_complete",
       amount: 10.1,
       event_ts: new Date(t).toISOString(),
     }),
     ev,
+    400,
+    at,
   );
-  addEventStats(
-    s,
+  m.countEvent(
+    0,
+    11,
     row({
       event_type: "order_complete",
       amount: 0.2,
       event_ts: new Date(t).toISOString(),
     }),
     ev,
+    400,
+    at,
   );
-  addEventStats(
-    s,
+  m.countEvent(
+    1,
+    5,
     row({
       event_type: "order_failed",
       amount: 5,
@@ -207,68 +237,93 @@ Deno.test("metrics: counts, revenue, dead letters, latency percentiles, restore"
       event_ts: new Date(t).toISOString(),
     }),
     ev,
+    400,
+    at,
   );
-  addDeadLetterStats(s, "invalid_json");
-  addDeadLetterStats(s, "invalid_json");
-  const m = new MetricsAggregator();
-  const commit = t + 1_500;
-  m.recordIn(5, commit);
-  m.recordCommitted(s, 2, 1234, commit);
-  const snap = m.drain(commit);
-  const oc = snap.eventCounts.find((r) => r.eventType === "order_complete")!;
-  assert.equal(oc.events, 2);
-  assert.equal(oc.orders, 2);
-  assert.equal(oc.revenueCents, 1030); // exact cents, no float drift
-  const of = snap.eventCounts.find((r) => r.eventType === "order_failed")!;
+  m.countDeadLetter(0, 12, "invalid_json", at);
+  m.countDeadLetter(1, 6, "invalid_json", at);
+  // Offsets only go forward within a claim.
+  assert.throws(() => m.countDeadLetter(0, 12, "x", at), RangeError);
+  m.recordCommitted(2, 1, 2, 1234, at);
+  const snap = m.drain(t + 2_000);
+  const p0 = snap.partitions.find((p) => p.partition === 0)!;
+  const p1 = snap.partitions.find((p) => p.partition === 1)!;
+  assert.deepEqual([p0.epoch, p0.firstOffset, p0.lastOffset], [7, 10, 12]);
+  assert.deepEqual([p1.epoch, p1.firstOffset, p1.lastOffset], [3, 5, 6]);
+  const oc = p0.eventCounts.find((r) => r.eventType === "order_complete")!;
+  assert.deepEqual([oc.events, oc.orders, oc.revenueCents], [2, 2, 1030]); // exact cents
+  const of = p1.eventCounts.find((r) => r.eventType === "order_failed")!;
   assert.deepEqual([of.failedOrders, of.level, of.revenueCents], [
     1,
     "ERROR",
     0,
   ]);
-  assert.equal(oc.bucket, bucketOf(commit));
-  assert.deepEqual(snap.deadLetters, [{
-    bucket: bucketOf(commit),
+  assert.equal(oc.bucket, bucketOf(at));
+  assert.deepEqual(p0.deadLetters, [{
+    bucket: bucketOf(at),
     reason: "invalid_json",
-    records: 2,
+    records: 1,
   }]);
-  const st = snap.consumerStats[0];
-  assert.deepEqual(
-    [
-      st.recordsIn,
-      st.eventsOut,
-      st.deadLetters,
-      st.filesWritten,
-      st.bytesWritten,
-    ],
-    [5, 3, 2, 2, 1234],
-  );
-  assert.deepEqual([st.p50, st.p95, st.p99], [1500, 1500, 1500]);
+  assert.deepEqual(p0.records, [{
+    bucket: bucketOf(at),
+    recordsIn: 3,
+    eventsOut: 2,
+    deadLetters: 1,
+  }]);
+  const st = snap.consumerStats.find((r) => r.bucket === bucketOf(at))!;
+  assert.deepEqual([st.filesWritten, st.bytesWritten], [2, 1234]);
+  // event time → the write (drain at t + 2 s)
+  assert.deepEqual([st.p50, st.p95, st.p99], [2000, 2000, 2000]);
+  assert.deepEqual(m.totals, {
+    recordsIn: 0,
+    eventsOut: 2,
+    deadLetters: 1,
+    filesWritten: 2,
+    bytesWritten: 1234,
+  });
   // Nothing left after a drain; a failed write is restored and adds up.
-  assert.equal(m.drain(commit).eventCounts.length, 0);
+  assert.equal(m.drain(t + 2_000).partitions.length, 0);
   m.restore(snap);
-  m.recordCommitted(s, 1, 1, commit);
-  const again = m.drain(commit);
-  assert.equal(
-    again.eventCounts.find((r) => r.eventType === "order_complete")!.events,
-    4,
-  );
-  assert.equal(m.totals.eventsOut, 6);
+  m.countDeadLetter(0, 13, "invalid_json", at);
+  const again = m.drain(t + 2_000);
+  const a0 = again.partitions.find((p) => p.partition === 0)!;
+  assert.deepEqual([a0.firstOffset, a0.lastOffset], [10, 13]);
+  assert.equal(a0.records[0].recordsIn, 4);
+  // A new claim drops what an older one counted and did not write: those
+  // records are counted again after the claim's last counted offset.
+  m.restore(again);
+  m.startCounting(0, 8);
+  const after = m.drain(t + 2_000);
+  assert.deepEqual(after.partitions.map((p) => p.partition), [1]);
+  m.restore(after);
+  m.stopCounting(1);
+  assert.equal(m.drain(t + 2_000).partitions.length, 0);
 });
 
-Deno.test("metrics: the live feed keeps only the newest events", () => {
+Deno.test("metrics: the live feed keeps the newest events, bounded in count and bytes", () => {
   const m = new MetricsAggregator();
-  for (let i = 0; i < 7; i++) {
-    const s = newBatchStats();
-    for (let j = 0; j < 300; j++) {
-      addEventStats(s, row({ kafka_offset: i * 300 + j }), {} as Event);
-    }
-    assert.ok(s.recent.length <= 2 * RECENT_PER_BATCH);
-    m.recordCommitted(s, 1, 1);
+  m.startCounting(0, 1);
+  for (let i = 0; i < 2_100; i++) {
+    m.countEvent(0, i, row({ kafka_offset: i }), {} as Event, 100);
   }
   const recent = m.drain().recent;
   assert.equal(recent.length, RECENT_EVENTS_LIMIT);
   assert.equal(recent.at(-1)!.row.kafka_offset, 2_099);
   assert.equal(recent[0].row.kafka_offset, 2_100 - RECENT_EVENTS_LIMIT);
+  // Large events: the byte bound wins.
+  const big = 64 * 1024;
+  for (let i = 0; i < 200; i++) {
+    m.countEvent(
+      0,
+      3_000 + i,
+      row({ kafka_offset: 3_000 + i }),
+      {} as Event,
+      big,
+    );
+  }
+  const few = m.drain().recent;
+  assert.equal(few.length, Math.floor(RECENT_EVENTS_BYTES / big));
+  assert.equal(few.at(-1)!.row.kafka_offset, 3_199);
 });
 
 Deno.test("percentile is nearest-rank", () => {

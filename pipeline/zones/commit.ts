@@ -67,14 +67,41 @@ export interface HdfsLayout {
   deadLetterDir: string;
 }
 
-/** One file of a batch: its final location and its bytes. */
-export interface BatchFile {
-  zone: Zone;
-  /** Folder below the zone, e.g. `event_date=2026-01-01/event_hour=07`. */
-  dir: string;
-  /** Final base name (formatDataFileName). */
-  name: string;
-  bytes: Uint8Array;
+/**
+ * One file of a batch: its final location and its content, either bytes in
+ * memory or a local file that is streamed to HDFS (so a large file is never
+ * held in memory).
+ */
+export type BatchFile =
+  & {
+    zone: Zone;
+    /** Folder below the zone, e.g. `event_date=2026-01-01/event_hour=07`. */
+    dir: string;
+    /** Final base name (formatDataFileName). */
+    name: string;
+  }
+  & ({ bytes: Uint8Array } | { localPath: string });
+
+/** Writes batch file `f` to `path` on HDFS (a local file is streamed). */
+async function upload(
+  hdfs: WebHdfs,
+  path: string,
+  f: BatchFile,
+): Promise<void> {
+  if ("bytes" in f) {
+    await hdfs.create(path, f.bytes, { overwrite: true });
+    return;
+  }
+  const file = await Deno.open(f.localPath);
+  try {
+    await hdfs.create(path, file.readable, { overwrite: true });
+  } finally {
+    // The stream closes the file when it was read to the end; not when the
+    // upload failed before.
+    try {
+      file.close();
+    } catch { /* already closed */ }
+  }
 }
 
 /** A micro-batch of one partition ready to be committed. */
@@ -224,9 +251,7 @@ export class HdfsCommitter {
     // 1. stage (CREATE makes the parent folders)
     await attempt("stage batch files", async () => {
       for (const f of batch.files) {
-        await this.hdfs.create(`${staging}/${encodeStagedName(f)}`, f.bytes, {
-          overwrite: true,
-        });
+        await upload(this.hdfs, `${staging}/${encodeStagedName(f)}`, f);
       }
     });
     await hooks.onPhase?.("staged");
