@@ -67,6 +67,13 @@ type Body = Uint8Array | ReadableStream<Uint8Array> | string;
 /** A write whose DataNode cannot be reached asks the NameNode this many times in all. */
 const DATANODE_ATTEMPTS = 3;
 
+/** An error's message with its cause's (fetch's own says only "fetch failed"). */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+  return `${err.message}${cause}`;
+}
+
 /** True for a fetch failure where no answer came back at all (not a timeout). */
 function isConnectionError(err: unknown): boolean {
   if (err instanceof DOMException) return false; // TimeoutError, AbortError
@@ -189,9 +196,7 @@ export class WebHdfs {
         res = await send(base);
       } catch (err) {
         lastError = new WebHdfsError(
-          `WebHDFS ${op} ${path} (${base}): ${
-            err instanceof Error ? err.message : err
-          }`,
+          `WebHDFS ${op} ${path} (${base}): ${describe(err)}`,
           0,
           undefined,
           op,
@@ -200,9 +205,10 @@ export class WebHdfs {
         if (isConnectionError(err) && i < n - 1) continue;
         throw lastError;
       }
-      if (res.status === 403 || res.status === 503) {
-        // A standby NameNode answers 403 with StandbyException (503 while
-        // it is becoming active): read it to tell it from a real refusal.
+      if (res.status >= 400 && res.status !== 404) {
+        // A standby NameNode answers an error status (403 in Hadoop 3)
+        // whose RemoteException is StandbyException: read the body to tell
+        // it from a real refusal.
         const text = await res.text().catch(() => "");
         if (/StandbyException|RetriableException/.test(text) && n > 1) {
           lastError = new WebHdfsError(
@@ -316,9 +322,7 @@ export class WebHdfs {
       // Only a refused or dropped connection may be retried: after a
       // timeout the DataNode may have the bytes.
       throw new WebHdfsError(
-        `WebHDFS ${op} ${path} (DataNode): ${
-          err instanceof Error ? err.message : err
-        }`,
+        `WebHDFS ${op} ${path} (DataNode): ${describe(err)}`,
         0,
         undefined,
         op,
@@ -381,9 +385,7 @@ export class WebHdfs {
       res = await this.fetch(first.headers.get("location")!);
     } catch (err) {
       throw new WebHdfsError(
-        `WebHDFS OPEN ${path} (DataNode): ${
-          err instanceof Error ? err.message : err
-        }`,
+        `WebHDFS OPEN ${path} (DataNode): ${describe(err)}`,
         0,
         undefined,
         "OPEN",
