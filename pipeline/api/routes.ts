@@ -20,8 +20,11 @@ import {
   oneOf,
   type ParamSpec,
   text,
+  timestamp,
 } from "./params.ts";
 import * as q from "./queries.ts";
+import { REJECT_REASON_LIST } from "../events/schema.ts";
+import { recentDeadLetters } from "../redrive/dead_letters.ts";
 import { QUARANTINE_REASONS } from "../batch/quarantine.ts";
 
 /** What a handler gets. */
@@ -239,6 +242,23 @@ export const ROUTES: Route[] = [
         status: params.status as string,
         reasons: params.reason as string[] | undefined,
         limit: params.limit as number,
+      }),
+  },
+  {
+    method: "GET",
+    path: "/api/dead-letters",
+    params: {
+      reason: oneOf(REJECT_REASON_LIST),
+      limit: int(1, 500, 100),
+      before: timestamp(),
+    },
+    summary:
+      "dead letters, newest first: Kafka coordinates, reason, original bytes as escaped text, redrive state (filter: reason; page: before)",
+    handler: ({ db, config, params }) =>
+      recentDeadLetters(config, db, {
+        reason: params.reason as string | undefined,
+        limit: params.limit as number,
+        before: params.before as Date | undefined,
       }),
   },
   {

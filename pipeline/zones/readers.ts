@@ -7,8 +7,12 @@
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { Config } from "../config.ts";
-import { createWebHdfs } from "../clients/webhdfs.ts";
-import { parseDataFileName, parseRawPartition } from "./names.ts";
+import { createWebHdfs, type FileStatus } from "../clients/webhdfs.ts";
+import {
+  type DataFileName,
+  parseDataFileName,
+  parseRawPartition,
+} from "./names.ts";
 import type { DeadLetterRecord } from "./dead_letter.ts";
 import { pendingCompactionInputs } from "./compaction.ts";
 
@@ -162,15 +166,13 @@ export async function readZones(config: Config): Promise<ZoneContents> {
         continue;
       }
       deadLetterFiles++;
-      for (const line of (await hdfs.readText(f.path)).split("\n")) {
-        if (line) {
-          deadLetters.push({
-            ...JSON.parse(line),
-            file: f.pathSuffix,
-            path: f.path,
-          });
-        }
-      }
+      deadLetters.push(
+        ...parseDeadLetterLines(
+          await hdfs.readText(f.path),
+          f.pathSuffix,
+          f.path,
+        ),
+      );
     }
 
     const leftovers: string[] = [];
@@ -191,4 +193,60 @@ export async function readZones(config: Config): Promise<ZoneContents> {
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+}
+
+/** The records of one dead-letter file (one JSON object per line). */
+export function parseDeadLetterLines(
+  text: string,
+  file: string,
+  path: string,
+): DeadLetterRow[] {
+  const rows: DeadLetterRow[] = [];
+  for (const line of text.split("\n")) {
+    if (line) rows.push({ ...JSON.parse(line), file, path });
+  }
+  return rows;
+}
+
+/** A committed dead-letter file, with the date of its folder. */
+export interface DeadLetterFile extends FileStatus {
+  path: string;
+  /** YYYY-MM-DD of its `date=` folder (the records' Kafka timestamp date). */
+  date: string;
+  name: DataFileName;
+}
+
+/**
+ * The dead-letter zone's committed files (`date=YYYY-MM-DD/<name>.ndjson`),
+ * only the date folders within [fromDate, toDate] when given (inclusive,
+ * YYYY-MM-DD), newest first (by modification time: every record of a file
+ * was dead-lettered before the file was written). Anything else in the zone
+ * is skipped (the audit reports it as foreign).
+ */
+export async function listDeadLetterFiles(
+  config: Config,
+  opts: { fromDate?: string; toDate?: string } = {},
+): Promise<DeadLetterFile[]> {
+  const hdfs = createWebHdfs(config, { timeoutMs: 120_000 });
+  const root = config.hdfs.deadLetterDir;
+  const files: DeadLetterFile[] = [];
+  for (const dir of await hdfs.listOrEmpty(root)) {
+    const date = /^date=(\d{4}-\d{2}-\d{2})$/.exec(dir.pathSuffix)?.[1];
+    if (dir.type !== "DIRECTORY" || !date) continue;
+    if (opts.fromDate && date < opts.fromDate) continue;
+    if (opts.toDate && date > opts.toDate) continue;
+    for (const f of await hdfs.listOrEmpty(`${root}/${dir.pathSuffix}`)) {
+      const name = parseDataFileName(f.pathSuffix);
+      if (f.type !== "FILE" || name?.extension !== "ndjson") continue;
+      files.push({
+        ...f,
+        path: `${root}/${dir.pathSuffix}/${f.pathSuffix}`,
+        date,
+        name,
+      });
+    }
+  }
+  return files.sort((a, b) =>
+    b.modificationTime - a.modificationTime || (a.path < b.path ? 1 : -1)
+  );
 }
