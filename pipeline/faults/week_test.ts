@@ -32,7 +32,7 @@ const PARTITIONS = 3;
 const SLOT_MS = FULL ? 10 * 60_000 : DAY;
 const SLOTS = (7 * DAY) / SLOT_MS;
 /** Kills in a slot: short form 3 per slot (21), full form one in every third slot. */
-const killsIn = (slot: number) => FULL ? (slot % 3 === 1 ? 1 : 0) : 3;
+const killsIn = (slot: number): number => FULL ? (slot % 3 === 1 ? 1 : 0) : 3;
 /** Events of a quiet slot (a few per partition per hour of event time in the full form). */
 const QUIET = FULL ? 120 : 400;
 /** A burst: every 3rd slot (never the first or the last, which are compared). */
