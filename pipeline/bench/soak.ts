@@ -41,6 +41,7 @@ import {
   DEFAULT_PORTS,
   loadConfig,
   parseDotEnv,
+  setting,
 } from "../config.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createPool, type Pool } from "../clients/postgres.ts";
@@ -1188,7 +1189,7 @@ export function soakEnv(opts: Pick<SoakOptions, "home" | "portOffset">) {
     LOGPIPE_PORT_OFFSET: String(opts.portOffset),
     // dist/ belongs to the checkout, not to this instance: no batch run of
     // the soak rebuilds it (as in the test environments), unless asked.
-    LOGPIPE_SITE_PUBLISH: Deno.env.get("LOGPIPE_SITE_PUBLISH") ?? "false",
+    LOGPIPE_SITE_PUBLISH: setting("LOGPIPE_SITE_PUBLISH") ?? "false",
   };
 }
 
