@@ -759,10 +759,32 @@ export async function benchSparkPeer(
     ];
 
     const rejected = records - loaded.valid;
+    const load = readText("/proc/loadavg")?.split(" ")[0] ?? "?";
     const record = [
-      `What each system does that the other does not (this run, ${
+      `Spark peer: ${
         records.toLocaleString("en-US")
-      } records, ${rejected} of them invalid):`,
+      } records (${rejected} invalid), load average ${load} at the end.`,
+      `Output check (DuckDB over both outputs): logpipe ${
+        cmp.rows[0]
+      } rows, Spark ${
+        cmp.rows[1]
+      }, the validator accepts ${loaded.valid}; event_ids only in logpipe ${cmp.onlyLeft}, only in Spark ${cmp.onlyRight}; duplicates ${
+        cmp.rows[0] - cmp.distinctIds[0]
+      } / ${cmp.rows[1] - cmp.distinctIds[1]}; ${
+        cmp.typeDifferences.length
+          ? `column types differ: ${cmp.typeDifferences.join("; ")}`
+          : "the same 40 column types"
+      }; ${
+        Object.keys(cmp.valueDifferences).length
+          ? `values differ: ${
+            Object.entries(cmp.valueDifferences).map(([c, n]) =>
+              `${c} in ${n} rows`
+            ).join(", ")
+          }`
+          : "the same value in every column of every row"
+      }.`,
+      "",
+      "What each system does that the other does not:",
       "",
       "logpipe's consumer:",
       `- dead letters: keeps each of the ${lp.result.deadLetters} rejected records in the HDFS dead-letter zone with its original bytes, Kafka coordinates and typed reason and detail`,
