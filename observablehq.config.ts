@@ -35,6 +35,7 @@ export default {
         { name: "Real-time events", path: "/realtime" },
         { name: "Geography", path: "/geography" },
         { name: "Pipeline health", path: "/health" },
+        { name: "Dead letters", path: "/dead-letters" },
         { name: "Alerts", path: "/alerts" },
       ],
     },
