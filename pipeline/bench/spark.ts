@@ -536,7 +536,9 @@ async function runSpark(
     stderr: "piped",
   }).spawn();
   const meter = new ProcessTreeMeter(child.pid);
-  const res = await child.output();
+  // A stuck job must not hold the bench forever; a kill shows as a failure.
+  const limit = setTimeout(() => child.kill("SIGKILL"), 90 * 60_000);
+  const res = await child.output().finally(() => clearTimeout(limit));
   const usage = meter.stop();
   await Deno.writeFile(logPath, res.stderr);
   await Deno.remove(rulesFile).catch(() => {});
