@@ -785,6 +785,13 @@ export async function benchSparkPeer(
           }`
           : "the same value in every column of every row"
       }.`,
+      ...rows.slice(0, 3).map((r) =>
+        `${r.name.replace(`${name}: `, "")}: logpipe ${
+          r.ours.toFixed(r.unit === "CPU s" ? 1 : 0)
+        } ${r.unit}, Spark ${
+          r.reference?.toFixed(r.unit === "CPU s" ? 1 : 0)
+        } ${r.unit}${r.note ? ` (${r.note})` : ""}.`
+      ),
       "",
       "What each system does that the other does not:",
       "",
