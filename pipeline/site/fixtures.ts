@@ -7,6 +7,7 @@
  * events, so the API's numbers can be checked against SQL exactly.
  */
 import type { Db } from "../api/queries.ts";
+import { REJECT_REASON_LIST } from "../events/schema.ts";
 
 /** A small seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {
@@ -296,9 +297,8 @@ export async function insertPipelineState(
          do update set records = dead_letter_counts.records + excluded.records`,
         [
           new Date(t),
-          ["malformed_json", "schema_violation", "unknown_event_type"][
-            Math.floor(r() * 3)
-          ],
+          // Real reasons of the validator, so the site shows what it will.
+          REJECT_REASON_LIST[Math.floor(r() * REJECT_REASON_LIST.length)],
           dl,
         ],
       );
