@@ -198,21 +198,21 @@ export async function prometheusMetrics(db: Db): Promise<string> {
     {
       name: "logpipe_consumer_events_out_per_second",
       help:
-        `Valid events the stream consumer wrote to the HDFS raw zone, per second over the last ${RATE_WINDOW_SECS} s.`,
+        `Valid events the stream consumer took in (counted on consumption; they reach the HDFS raw zone at its next file rotation), per second over the last ${RATE_WINDOW_SECS} s.`,
       type: "gauge",
       samples: [{ value: Number(s.events_out) / RATE_WINDOW_SECS }],
     },
     {
       name: "logpipe_consumer_dead_letters_per_second",
       help:
-        `Records the stream consumer sent to the dead-letter zone, per second over the last ${RATE_WINDOW_SECS} s.`,
+        `Records the stream consumer rejected (counted on consumption, bound for the dead-letter zone), per second over the last ${RATE_WINDOW_SECS} s.`,
       type: "gauge",
       samples: [{ value: Number(s.dead_letters) / RATE_WINDOW_SECS }],
     },
     {
       name: "logpipe_processing_latency_seconds",
       help:
-        `Event time to committed in HDFS, by quantile, of the newest 10-s bucket measured in the last ${RATE_WINDOW_SECS} s (absent when none was).`,
+        `Event time to counted in the live metrics, by quantile, of the newest 10-s bucket measured in the last ${RATE_WINDOW_SECS} s (absent when none was).`,
       type: "gauge",
       samples: [
         { labels: { quantile: "0.5" }, value: msToS(l?.p50) },
