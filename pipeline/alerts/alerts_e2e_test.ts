@@ -293,7 +293,7 @@ Deno.test({
           );
           assert.match(
             msg.body.text!,
-            /Error rate \(test\).*error_rate is .* %.*threshold > 25 %/,
+            /Error rate \(test\).*error_rate is .* %.*threshold &gt; 25 %/,
           );
           // Within one evaluation interval after the window fills: the window
           // in whole 10 s buckets, plus the bucket still filling, the interval

@@ -115,7 +115,9 @@ export function alertSlackPayload(n: AlertNotice): SlackPayload {
     ["Filter", filterText(n.rule.filter)],
   ];
   return {
-    text: head,
+    // Slack renders the top-level text too (notifications, clients without
+    // blocks): escaped like the blocks, or a rule named "<!channel>" pings.
+    text: slackEscape(head),
     blocks: [
       { type: "section", text: { type: "mrkdwn", text: slackEscape(head) } },
       {

@@ -406,7 +406,16 @@ Deno.test("messages: rule, value and threshold in both channels; text stays text
     firedAt: at(0),
   };
   const slack = alertSlackPayload(notice);
-  assert.match(slack.text, /41\.2 %.*threshold > 15 %/);
+  assert.match(slack.text, /41\.2 %.*threshold &gt; 15 %/);
+  const hostile = alertSlackPayload({
+    ...notice,
+    rule: { ...notice.rule, name: "<!channel> <https://evil.example|x> & co" },
+  });
+  assert.ok(!/[<>]/.test(hostile.text), hostile.text);
+  assert.match(
+    hostile.text,
+    /&lt;!channel&gt; &lt;https:\/\/evil\.example\|x&gt; &amp; co/,
+  );
   assert.equal(slack.logpipe.notificationId, `${rule.id}/3/firing/7`);
   assert.equal(slack.logpipe.value, 41.234);
   assert.equal(slack.logpipe.threshold, 15);
