@@ -74,6 +74,21 @@ function describe(err: unknown): string {
   return `${err.message}${cause}`;
 }
 
+/**
+ * One HTTP client per CA for the whole process: clients are made often
+ * (health checks make one per probe) and each HttpClient holds a resource.
+ */
+const httpClients = new Map<string, Deno.HttpClient>();
+
+function httpClientFor(caCert: string): Deno.HttpClient {
+  let client = httpClients.get(caCert);
+  if (!client) {
+    client = Deno.createHttpClient({ caCerts: [caCert] });
+    httpClients.set(caCert, client);
+  }
+  return client;
+}
+
 /** True for a fetch failure where no answer came back at all (not a timeout). */
 function isConnectionError(err: unknown): boolean {
   if (err instanceof DOMException) return false; // TimeoutError, AbortError
@@ -97,9 +112,7 @@ export class WebHdfs {
     this.nameNodes = urls.map((u) => u.replace(/\/+$/, ""));
     this.user = opts.user;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
-    this.client = opts.caCert
-      ? Deno.createHttpClient({ caCerts: [opts.caCert] })
-      : undefined;
+    this.client = opts.caCert ? httpClientFor(opts.caCert) : undefined;
   }
 
   /** The NameNode origin calls go to first (the one that answered last). */
