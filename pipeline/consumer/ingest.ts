@@ -23,13 +23,18 @@ export function ingestRecord(
   partition: number,
   m: KafkaMessage,
   consumerId: string,
+  /** How far an event's time may lead its Kafka timestamp (future_timestamp). */
+  maxFutureSkewMs?: number,
 ): void {
   const off = Number(m.offset);
   const kts = m.timestamp ? Number(m.timestamp) : undefined;
   const value = m.value;
   const size = value?.byteLength ?? 0;
   // A null value (tombstone) is not bytes: the validator rejects it.
-  const res = validateEvent(value as Uint8Array);
+  const res = validateEvent(value as Uint8Array, {
+    kafkaTimestampMs: kts,
+    maxFutureSkewMs,
+  });
   if (res.ok) {
     const row = flattenEvent(res.event, {
       topic,

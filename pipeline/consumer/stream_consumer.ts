@@ -395,6 +395,7 @@ export class StreamConsumer {
           p,
           m,
           this.instanceId,
+          this.config.validation.maxFutureSkewMs,
         );
       }
       st.consumedOffset = off + 1;
