@@ -32,8 +32,10 @@ const USAGE = `
 Usage: deno task batch [options]
 
 Runs the batch DAG once: check_services → load new raw-zone files into
-raw.* (+ catalogs, validation) → dbt snapshot/run/test → export marts to HDFS.
-Prints a run summary; the run and every task try are recorded in ops.*.
+raw.* (+ catalogs, validation) → dbt snapshot/run/test → export marts to HDFS
+→ compact the small files of closed hours. Data Postgres refuses is
+quarantined, never fails the run. Prints a run summary; the run and every
+task try are recorded in ops.*.
 
 Options:
   --schedule              run on the schedule (LOGPIPE_BATCH_CRON, UTC) until
