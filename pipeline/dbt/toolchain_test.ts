@@ -1,5 +1,6 @@
 /** Pure-logic tests of the dbt toolchain helpers (no dbt, no database). */
 import assert from "node:assert/strict";
+import { loadConfig } from "../config.ts";
 import {
   dbtEnv,
   dbtPaths,
@@ -12,9 +13,11 @@ import {
   REQUIREMENTS_FILE,
 } from "./toolchain.ts";
 
+// The defaults for every other setting; the values under test spelled out.
 const config = {
   localDir: "/tmp/lp-home",
   postgres: {
+    ...loadConfig({}).postgres,
     url: "postgres://owner:s%40cret@db.example:6543/my_db",
     external: true,
     host: "db.example",
