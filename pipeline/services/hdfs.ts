@@ -187,7 +187,7 @@ function writeConfFolder(
  * The Hadoop classpath: our conf folder, the extracted webapps, and every
  * jar except the tests jar (fetched only for its webapps/ folder).
  */
-function hadoopClasspath(
+export function hadoopClasspath(
   config: Pick<Config, "localDir">,
   confDir = servicePaths(config).hadoop.conf,
 ): string {
@@ -199,12 +199,32 @@ function hadoopClasspath(
   return [confDir, `${p.hadoop.dir}/web`, ...jars].join(":");
 }
 
-/** Extracts webapps/ from the hadoop-hdfs tests jar once. */
-async function extractWebapps(
+/** Extractions in progress in this process, by target folder. */
+const extracting = new Map<string, Promise<void>>();
+
+/**
+ * Extracts webapps/ from the hadoop-hdfs tests jar once. The NameNode and
+ * the DataNodes start in parallel: they share one extraction, made in a
+ * temporary folder and renamed into place, so no daemon ever sees half of
+ * it.
+ */
+function extractWebapps(config: Pick<Config, "localDir">): Promise<void> {
+  const web = `${servicePaths(config).hadoop.dir}/web`;
+  let running = extracting.get(web);
+  if (!running) {
+    running = extractWebappsOnce(config, web).finally(() =>
+      extracting.delete(web)
+    );
+    extracting.set(web, running);
+  }
+  return running;
+}
+
+async function extractWebappsOnce(
   config: Pick<Config, "localDir">,
+  web: string,
 ): Promise<void> {
   const p = servicePaths(config);
-  const web = `${p.hadoop.dir}/web`;
   try {
     Deno.statSync(`${web}/webapps/hdfs`);
     return;
@@ -218,16 +238,31 @@ async function extractWebapps(
     );
   }
   Deno.mkdirSync(web, { recursive: true });
-  const res = await new Deno.Command("jar", {
-    args: ["xf", `${p.jars.hadoop}/${testsJar.name}`, "webapps"],
-    cwd: web,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!res.success) {
-    throw new Error(
-      `extracting webapps failed: ${new TextDecoder().decode(res.stderr)}`,
-    );
+  const tmp = Deno.makeTempDirSync({ dir: web, prefix: ".extract-" });
+  try {
+    const res = await new Deno.Command("jar", {
+      args: ["xf", `${p.jars.hadoop}/${testsJar.name}`, "webapps"],
+      cwd: tmp,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!res.success) {
+      throw new Error(
+        `extracting webapps failed: ${new TextDecoder().decode(res.stderr)}`,
+      );
+    }
+    try {
+      Deno.renameSync(`${tmp}/webapps`, `${web}/webapps`);
+    } catch (err) {
+      // Another process got there first: theirs is complete too.
+      try {
+        Deno.statSync(`${web}/webapps/hdfs`);
+      } catch {
+        throw err;
+      }
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
   }
 }
 
