@@ -85,22 +85,27 @@ Options:
   --no-metrics              do not write live metrics to Postgres
   --session-timeout-ms N    Kafka group session timeout (default 30000)
   --json                    print the final summary as JSON on stdout
-  --failpoint PHASE:N       TESTING ONLY: SIGKILL this process the N-th time
-                            PHASE is reached (${FAIL_PHASES.join(", ")})
+  --failpoint PHASE:N[:stop]  TESTING ONLY: SIGKILL (or with :stop, SIGSTOP)
+                            this process the N-th time PHASE is reached
+                            (${FAIL_PHASES.join(", ")})
   -h, --help                this help
 `;
 
 function parseFailpoint(v: string | undefined): Failpoint | undefined {
   if (v === undefined) return undefined;
-  const m = /^([a-z-]+):(\d+)$/.exec(v);
+  const m = /^([a-z-]+):(\d+)(?::(kill|stop))?$/.exec(v);
   if (!m || !FAIL_PHASES.includes(m[1] as FailPhase) || Number(m[2]) < 1) {
     throw new UsageError(
-      `--failpoint must be PHASE:N with PHASE one of ${
+      `--failpoint must be PHASE:N[:stop] with PHASE one of ${
         FAIL_PHASES.join(", ")
       }, got "${v}"`,
     );
   }
-  return { phase: m[1] as FailPhase, hit: Number(m[2]) };
+  return {
+    phase: m[1] as FailPhase,
+    hit: Number(m[2]),
+    action: m[3] === "stop" ? "stop" : "kill",
+  };
 }
 
 await runMain(async () => {

@@ -41,6 +41,7 @@ Deno.test("consume rejects bad flags with one line and exit 2", async () => {
       ["--session-timeout-ms", "1000"],
       ["--failpoint", "nope:1"],
       ["--failpoint", "committed:0"],
+      ["--failpoint", "committed:1:pause"],
     ]
   ) {
     const r = await consume(args);

@@ -7,10 +7,11 @@
  *
  * The first kills are placed exactly in every window of the commit protocol
  * with the consumer's testing failpoints (the process SIGKILLs itself there):
- * after staging, right after the commit-point rename, in the middle of the
- * roll forward, between the rename and the Kafka offset commit (the case the
- * issue names), and after the Kafka commit. Then kill -9 from outside at
- * random moments.
+ * half-way through staging, after staging, right after the commit-point
+ * rename, in the middle of the roll forward, after the high-water marker
+ * moved (batch folder still there), between the rename and the Kafka offset
+ * commit (the case the issue names), and after the Kafka commit. Then kill -9
+ * from outside at random moments.
  */
 import assert from "node:assert/strict";
 import { createTestEnv } from "../testing.ts";
@@ -66,6 +67,8 @@ Deno.test({
           "committed:2",
           "rolled:2",
           "rolling:3",
+          "marked:2",
+          "staging:3",
           "staged:4",
           "kafka-committed:3",
         ]

@@ -1,7 +1,8 @@
 /**
- * Testing failpoints of the stream consumer: the process stops itself at
- * the n-th time it reaches a phase of the commit protocol, so a test can put
- * a crash exactly in every window of it (see pipeline/zones/commit.ts).
+ * Testing failpoints of the stream consumer: the process kills itself
+ * (SIGKILL) — or pauses itself (SIGSTOP), to play a zombie — at the n-th
+ * time it reaches a phase of the commit protocol, so a test can put a crash
+ * or a pause exactly in every window of it (see pipeline/zones/commit.ts).
  */
 import type { CommitPhase } from "../zones/commit.ts";
 import type { Logger } from "../log.ts";
@@ -11,9 +12,11 @@ export type FailPhase = CommitPhase | "kafka-committed";
 
 /** Every phase a failpoint may name, in protocol order. */
 export const FAIL_PHASES: readonly FailPhase[] = [
+  "staging",
   "staged",
   "committed",
   "rolling",
+  "marked",
   "rolled",
   "kafka-committed",
 ];
@@ -21,11 +24,13 @@ export const FAIL_PHASES: readonly FailPhase[] = [
 /** Where and when a failpoint fires. */
 export interface Failpoint {
   phase: FailPhase;
-  /** 1-based: crash at the n-th time the phase is reached. */
+  /** 1-based: fire at the n-th time the phase is reached. */
   hit: number;
+  /** "kill" (SIGKILL, default) or "stop" (SIGSTOP: resumes on SIGCONT). */
+  action?: "kill" | "stop";
 }
 
-/** Counts phase hits and kills this process (SIGKILL) at the chosen one. */
+/** Counts phase hits and kills (or stops) this process at the chosen one. */
 export class Failpoints {
   #hits = 0;
 
@@ -38,13 +43,21 @@ export class Failpoints {
   async reached(phase: FailPhase): Promise<void> {
     const fp = this.failpoint;
     if (!fp || fp.phase !== phase) return;
-    if (++this.#hits === fp.hit) {
-      this.log.warn("failpoint reached: killing this process", {
+    if (++this.#hits !== fp.hit) return;
+    if (fp.action === "stop") {
+      this.log.warn("failpoint reached: stopping this process (SIGSTOP)", {
         phase,
         hit: fp.hit,
       });
-      Deno.kill(Deno.pid, "SIGKILL");
-      await new Promise(() => {}); // never continue past a failpoint
+      // Execution goes on from here after SIGCONT, like a long GC pause.
+      Deno.kill(Deno.pid, "SIGSTOP");
+      return;
     }
+    this.log.warn("failpoint reached: killing this process", {
+      phase,
+      hit: fp.hit,
+    });
+    Deno.kill(Deno.pid, "SIGKILL");
+    await new Promise(() => {}); // never continue past a failpoint
   }
 }

@@ -133,7 +133,7 @@ export class BatchFlusher {
         files.push({ zone: g.kind, dir: g.dir, name, localPath });
       }
       const prepareMs = Math.round(performance.now() - t0);
-      const ok = await this.committer.commit(
+      const outcome = await this.committer.commit(
         {
           topic,
           partition: p,
@@ -147,22 +147,26 @@ export class BatchFlusher {
         },
         (what, fn) => this.ctx.retry(what, fn),
       );
-      if (!ok) {
+      if (outcome === "fenced") {
         log.warn("batch not committed: partition no longer ours", {
           partition: p,
           firstOffset: b.firstOffset,
           lastOffset: b.lastOffset,
         });
-        if (stillOwner()) {
-          // Fenced although we still hold it: re-read from the durable point.
-          st.nextOffset = st.durableOffset;
-          st.consumedOffset = st.durableOffset;
-          this.kafka.seek(p, st.durableOffset);
-        }
+        // Fenced in HDFS although the group says we still own it (another
+        // member's recovery got in between): recover it again.
+        if (stillOwner()) this.ownership.recoverAgain(p, gen);
         return;
       }
       st.durableOffset = b.lastOffset + 1;
       st.lastProgressMs = Date.now();
+      if (outcome === "committed-then-fenced") {
+        log.warn(
+          "batch committed, then the partition was taken over in HDFS: recovering it again",
+          { partition: p, lastOffset: b.lastOffset },
+        );
+        if (stillOwner()) this.ownership.recoverAgain(p, gen);
+      }
       this.batches++;
       this.onCommitted();
       this.metrics.recordCommitted(

@@ -233,6 +233,26 @@ export class PartitionOwnership {
     st.claimPending = true;
   }
 
+  /**
+   * Partition p was fenced in HDFS while the group still gives it to us
+   * (another member's recovery got in between): take it back with a new
+   * owner epoch, from the position HDFS then holds.
+   */
+  recoverAgain(p: number, gen: number): void {
+    const st = this.states.get(p);
+    if (gen !== this.generation || !this.assigned.has(p) || !st?.ready) return;
+    st.ready = false;
+    const b = st.buffer;
+    st.buffer = undefined;
+    b?.discard();
+    this.kafka.pause([p]);
+    this.#serial(() => this.#recover(gen, [p])).catch((err) => {
+      if (err instanceof RetryAborted) return;
+      this.ctx.log.error("recovery failed", { error: err });
+      this.ctx.fail(err);
+    });
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
     this.#lock = run.catch(() => {});
@@ -316,8 +336,10 @@ export class PartitionOwnership {
     this.kafka.resume(parts);
     log.info("recovered positions from HDFS", {
       positions,
+      epochs: Object.fromEntries(rec.epochs),
       stagingRemoved: rec.stagingRemoved,
       batchesRolledForward: rec.batchesRolledForward,
+      legacyWalk: rec.legacyWalk,
       ms: Math.round(performance.now() - t0),
     });
   }

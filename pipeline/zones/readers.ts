@@ -14,6 +14,7 @@ import {
   parseRawPartition,
 } from "./names.ts";
 import type { DeadLetterRecord } from "./dead_letter.ts";
+import { parseEpochFolderName } from "./markers.ts";
 import { pendingCompactionInputs } from "./compaction.ts";
 
 /** A row of the raw zone as read back. */
@@ -175,10 +176,21 @@ export async function readZones(config: Config): Promise<ZoneContents> {
       );
     }
 
+    // Batch folders still in staging or committed (the consumer's epoch
+    // folders below committed/ stay, empty, while their owner lives).
     const leftovers: string[] = [];
-    for (const d of ["staging", "committed"]) {
-      for (const s of await hdfs.listOrEmpty(`${config.hdfs.root}/_tmp/${d}`)) {
-        leftovers.push(`${d}/${s.pathSuffix}`);
+    const tmpRoot = `${config.hdfs.root}/_tmp`;
+    for (const s of await hdfs.listOrEmpty(`${tmpRoot}/staging`)) {
+      leftovers.push(`staging/${s.pathSuffix}`);
+    }
+    for (const c of await hdfs.listOrEmpty(`${tmpRoot}/committed`)) {
+      if (!parseEpochFolderName(c.pathSuffix)) {
+        leftovers.push(`committed/${c.pathSuffix}`);
+        continue;
+      }
+      const dir = `${tmpRoot}/committed/${c.pathSuffix}`;
+      for (const b of await hdfs.listOrEmpty(dir)) {
+        leftovers.push(`committed/${c.pathSuffix}/${b.pathSuffix}`);
       }
     }
     return {
