@@ -266,11 +266,19 @@ async function run(cmd: string[]): Promise<{ ok: boolean; out: string }> {
 function clusterId(config: Pick<Config, "localDir">): string {
   const path = `${servicePaths(config).kafka.dir}/cluster.id`;
   try {
-    return Deno.readTextFileSync(path).trim();
+    const saved = Deno.readTextFileSync(path).trim();
+    // An id with a leading "-" never formatted anything (see below).
+    if (saved && !saved.startsWith("-")) return saved;
   } catch { /* first start */ }
-  const id = btoa(
-    String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))),
-  ).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  // Base64url of 16 random bytes, like Kafka's own Uuid.randomUuid(), and
+  // like it never starting with "-": the storage tool would read such an id
+  // as an option ("argument --cluster-id/-t: expected one argument").
+  let id: string;
+  do {
+    id = btoa(
+      String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))),
+    ).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  } while (id.startsWith("-"));
   Deno.writeTextFileSync(path, `${id}\n`);
   return id;
 }
