@@ -801,6 +801,7 @@ export async function benchSparkPeer(
       `- freshness: commits each partition's batch at 10,000 records or 1 s, so data is readable while the backlog drains (first file ${
         secs(firstLp - lp.startedAt)
       } after start here); live metrics in Postgres monitoring.*`,
+      "- outages: retries an HDFS or Kafka outage inside the run (pipeline/consumer/datanode_outage_test.ts)",
       `- output here: ${lp.result.filesWritten} Parquet files, ${
         (lpBytes / Math.max(1, cmp.rows[0])).toFixed(1)
       } B/event`,
@@ -809,6 +810,7 @@ export async function benchSparkPeer(
       `- dead letters: drops the ${
         records - cmp.rows[1]
       } rejected records without a trace (a second sink would read Kafka again, or need foreachBatch, which is at-least-once)`,
+      "- outages: in local[2] a failed task is not retried (spark.task.maxFailures is 1 in local mode), so a DataNode restart fails the query; a rerun resumes from the checkpoint",
       "- exactly once for Spark readers only: offsets logged in the checkpoint before each micro-batch, files committed by the _spark_metadata log; a plain listing also sees the files of a failed attempt",
       `- freshness: with availableNow the whole backlog is ${sp.result.batches} micro-batch(es): nothing readable until the first commits (${
         secs(firstSp - sp.startedAt)
