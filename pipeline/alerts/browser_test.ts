@@ -149,9 +149,13 @@ Deno.test({
           5000,
         );
 
-        // The deliberate 400 is logged by the browser as a failed resource.
+        // The deliberate 400 is logged by the browser as a failed resource;
+        // so is a 429, the API's designed answer when it is busy (the page
+        // keeps its data and polls again): on a loaded machine the live
+        // polls meet it. Anything else (a CSP violation, a script error)
+        // fails the test.
         assert.deepEqual(
-          log.consoleErrors.filter((e) => !/status of 400/.test(e)),
+          log.consoleErrors.filter((e) => !/status of (400|429)\b/.test(e)),
           [],
         );
         assert.deepEqual(log.foreignRequests, []);
