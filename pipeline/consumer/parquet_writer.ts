@@ -11,12 +11,13 @@
  * is the JSON reader's buffers (~40 MB, fixed) plus one row group, bounded
  * in rows AND bytes (ROW_GROUP_SIZE_BYTES, which needs
  * preserve_insertion_order=false; row order inside a file does not matter,
- * the file name carries its offset range). Measured (DuckDB 1.5.6, one
- * thread): a 200,000-row file (208 MB of NDJSON) converts within a 96 MB
- * memory_limit at 167 MB peak RSS for the whole process, a file of 5,000
- * rows of 60 KB at 227 MB; without the byte bound the latter runs out of a
- * 128 MB limit, and at DuckDB's default 122,880-row groups a 200,000-row
- * file needs 355 MB.
+ * the file name carries its offset range). DuckDB still works on vectors
+ * of up to 2,048 rows, so rows of tens of KB need a little more than
+ * typical ones: 128 MB is enough for both. Measured (DuckDB 1.5.6, one
+ * thread, peak RSS of the whole process): a 200,000-row file of typical
+ * events (208 MB of NDJSON) 164 MB; 8,000 rows of 20 KB 199 MB, which
+ * without the byte bound runs out of the 128 MB limit; at DuckDB's default
+ * 122,880-row groups a 200,000-row file needs 355 MB.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import { FLAT_COLUMNS } from "../events/flatten.ts";
@@ -36,7 +37,7 @@ export function readJsonColumns(): string {
 export interface ParquetWriterOptions {
   /** DuckDB worker threads (default 1: the other core runs the JS thread). */
   threads?: number;
-  /** DuckDB memory limit (default 96MB; it spills to tempDirectory beyond). */
+  /** DuckDB memory limit (default 128MB; it spills to tempDirectory beyond). */
   memoryLimit?: string;
   /** Where DuckDB may spill (default: none, in-memory only). */
   tempDirectory?: string;
@@ -63,7 +64,7 @@ export class ParquetWriter {
   static async create(opts: ParquetWriterOptions = {}): Promise<ParquetWriter> {
     const instance = await DuckDBInstance.create(":memory:", {
       threads: String(opts.threads ?? 1),
-      memory_limit: opts.memoryLimit ?? "96MB",
+      memory_limit: opts.memoryLimit ?? "128MB",
       // Row groups bounded in bytes (below) need unordered writing.
       preserve_insertion_order: "false",
       // Give freed memory back after each file instead of keeping 128 MB.

@@ -102,3 +102,44 @@ Deno.test("NDJSON flat rows become typed zstd Parquet with nothing lost", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a large file of large rows converts within the writer's memory limit (row groups bounded in bytes)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "logpipe-parquet-big-" });
+  // As the consumer creates it: one thread, a folder to spill to.
+  const writer = await ParquetWriter.create({
+    threads: 1,
+    tempDirectory: `${dir}/duckdb`,
+  });
+  try {
+    const gen = createGenerator({
+      seed: "parquet-big",
+      startTime: Date.parse("2026-01-01T07:00:00Z"),
+      rate: 50,
+    });
+    // 8,000 rows of ~20 KB (167 MB of NDJSON): with row groups bounded in
+    // rows only this runs out of DuckDB's memory limit; by bytes it streams.
+    const pad = JSON.stringify({ pad: "x".repeat(20_000) });
+    const lines: string[] = [];
+    let offset = 0;
+    for (const rec of gen) {
+      const res = validateEvent(recordBytes(rec));
+      assert.ok(res.ok);
+      const row = flattenEvent(res.event, {
+        topic: "LogEvents",
+        partition: 0,
+        offset,
+        timestamp: String(rec.ts),
+      });
+      row.details_json = pad;
+      lines.push(JSON.stringify(row));
+      if (++offset === 8_000) break;
+    }
+    const path = `${dir}/big.ndjson`;
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    lines.length = 0;
+    assert.equal(await writer.convert(path, `${path}.parquet`), 8_000);
+  } finally {
+    writer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -11,7 +11,10 @@ import {
   encodeStagedName,
   parseBatchFolderName,
 } from "../zones/commit.ts";
-import { deadLetterRecord } from "../zones/dead_letter.ts";
+import {
+  DEAD_LETTER_PREFIX_BYTES,
+  deadLetterRecord,
+} from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
 import { type BatchLimits, MicroBatch } from "./micro_batch.ts";
 import {
@@ -97,6 +100,39 @@ Deno.test("dead-letter record keeps the original bytes, coordinates and reason",
   );
   assert.equal(tomb.value_base64, null);
   assert.equal(tomb.kafka_timestamp, null);
+});
+
+Deno.test("dead-letter record of a too-large value keeps its size, hash and a prefix, not its bytes", async () => {
+  const value = new Uint8Array(3 * 1024 * 1024).fill(0x78);
+  value[0] = 0x7b;
+  const rec = deadLetterRecord(
+    "T",
+    0,
+    { offset: "7", value, key: new Uint8Array(10_000) },
+    "too_large",
+    "too big",
+    "c1",
+  );
+  assert.equal(rec.value_base64, null);
+  assert.equal(rec.value_truncated, true);
+  assert.equal(rec.value_bytes, value.byteLength);
+  assert.deepEqual(
+    decodeBase64(rec.value_prefix_base64!),
+    value.subarray(0, DEAD_LETTER_PREFIX_BYTES),
+  );
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", value),
+  );
+  assert.equal(
+    rec.value_sha256,
+    Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+  );
+  assert.equal(rec.key_truncated, true);
+  assert.equal(
+    decodeBase64(rec.key_base64!).byteLength,
+    DEAD_LETTER_PREFIX_BYTES,
+  );
+  assert.ok(JSON.stringify(rec).length < 20_000, "the line stays small");
 });
 
 function row(over: Partial<FlatRow>): FlatRow {

@@ -525,20 +525,20 @@ export class HdfsCommitter {
       }
     }
     const ownDir = `${this.committedDir}/${epochFolderName(topic, p, epoch)}`;
-    await this.hdfs.mkdirs(ownDir);
-    // b. finish and fence the older owners' committed batches
+    // b. finish and fence the older owners' committed batches, and c. delete
+    // uncommitted staging folders — all independent, so concurrently.
     let rolledNext = -1;
     let rolled = 0;
-    for (const name of committedNames) {
+    const fence = async (name: string) => {
       const path = `${this.committedDir}/${name}`;
       const old = parseBatchFolderName(name); // layout before epochs
       if (old) {
         await this.rollForward(path);
         rolledNext = Math.max(rolledNext, old.lastOffset + 1);
         rolled++;
-        continue;
+        return;
       }
-      if (parseEpochFolderName(name)!.epoch >= epoch) continue;
+      if (parseEpochFolderName(name)!.epoch >= epoch) return;
       for (let tries = 1;; tries++) {
         for (const b of await this.hdfs.listOrEmpty(path)) {
           const parsed = parseBatchFolderName(b.pathSuffix);
@@ -551,17 +551,20 @@ export class HdfsCommitter {
         }
         try {
           await this.#removeFolder(path);
-          break;
+          return;
         } catch (err) {
           // A zombie renamed a batch in after the listing: roll it too.
           if (tries >= 10) throw err;
         }
       }
-    }
-    // c. uncommitted staging folders
-    for (const name of stagingNames) {
-      await this.hdfs.delete(`${this.stagingDir}/${name}`, { recursive: true });
-    }
+    };
+    await Promise.all([
+      this.hdfs.mkdirs(ownDir),
+      ...committedNames.map(fence),
+      ...stagingNames.map((name) =>
+        this.hdfs.delete(`${this.stagingDir}/${name}`, { recursive: true })
+      ),
+    ]);
     // d. the position: listed after the fence, so no older owner moves it any more
     const listed = parsePartitionMarkers(
       (await this.hdfs.listOrEmpty(dir)).map((e) => e.pathSuffix),
@@ -579,22 +582,29 @@ export class HdfsCommitter {
       }
     }
     // Always a marker (0 = nothing committed), so that even the first
-    // commit moves it by a rename, which a newer owner can make fail.
-    try {
-      await this.hdfs.create(
-        `${dir}/${markerName(epoch, next ?? 0)}`,
-        new Uint8Array(),
-        { overwrite: false },
+    // commit moves it by a rename, which a newer owner can make fail. Taking
+    // an older marker over is one rename; else one is created.
+    const marker = `${dir}/${markerName(epoch, next ?? 0)}`;
+    const older = listed.markers.filter((m) => m.epoch < epoch);
+    const reused = older.length > 0 &&
+      await this.hdfs.rename(`${dir}/${older[0].name}`, marker).catch(() =>
+        false
       );
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
+    if (!reused) {
+      try {
+        await this.hdfs.create(marker, new Uint8Array(), { overwrite: false });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
     }
-    for (const c of listed.claims) {
-      if (c < epoch) await this.#deleteIfThere(`${dir}/${claimName(c)}`);
-    }
-    for (const m of listed.markers) {
-      if (m.epoch < epoch) await this.#deleteIfThere(`${dir}/${m.name}`);
-    }
+    await Promise.all([
+      ...listed.claims.filter((c) => c < epoch).map((c) =>
+        this.#deleteIfThere(`${dir}/${claimName(c)}`)
+      ),
+      ...older.slice(reused ? 1 : 0).map((m) =>
+        this.#deleteIfThere(`${dir}/${m.name}`)
+      ),
+    ]);
     this.#owned.set(`${topic}+${p}`, { epoch, next: next ?? 0 });
     return {
       epoch,
