@@ -84,6 +84,11 @@ Options:
   --metrics-interval-ms N   live-metrics write interval (default ${DEFAULT_METRICS_INTERVAL_MS})
   --no-metrics              do not write live metrics to Postgres
   --session-timeout-ms N    Kafka group session timeout (default 30000)
+  --reset-to-earliest       when HDFS holds a partition beyond the end of
+                            Kafka's log (topic re-created, broker data lost),
+                            consume it again from its earliest offset instead
+                            of stopping with an error (the range is logged and
+                            counted in monitoring.skipped_offsets)
   --json                    print the final summary as JSON on stdout
   --failpoint PHASE:N[:stop]  TESTING ONLY: SIGKILL (or with :stop, SIGSTOP)
                             this process the N-th time PHASE is reached
@@ -118,6 +123,7 @@ await runMain(async () => {
     "metrics-interval-ms": { type: "string" },
     "no-metrics": { type: "boolean" },
     "session-timeout-ms": { type: "string" },
+    "reset-to-earliest": { type: "boolean" },
     json: { type: "boolean" },
     failpoint: { type: "string" },
   }, USAGE);
@@ -192,6 +198,7 @@ await runMain(async () => {
     sessionTimeoutMs,
     metrics: !values["no-metrics"],
     failpoint,
+    resetToEarliest: values["reset-to-earliest"] ?? false,
   });
   let signals = 0;
   const onSignal = () => {

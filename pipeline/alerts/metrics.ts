@@ -231,6 +231,20 @@ export async function readMetric(
         },
       };
     }
+    case "skipped_offsets": {
+      const { rows } = await db.query<{ records: number; ranges: number }>(
+        `select coalesce(sum(to_offset - from_offset), 0)::float8 as records,
+                count(*)::float8 as ranges
+           from monitoring.skipped_offsets
+          where detected_at >= $1 and detected_at < $2`,
+        [new Date(now.getTime() - w * 1000), now],
+      );
+      return {
+        value: rows[0].records,
+        samples: null,
+        detail: { skipped_records: rows[0].records, ranges: rows[0].ranges },
+      };
+    }
     case "minutes_since_last_batch": {
       const { rows } = await db.query<
         { last_success: Date | null; first_run: Date | null }

@@ -107,6 +107,16 @@ export const METRICS = {
     minWindowSecs: 300,
     maxWindowSecs: 86_400,
   },
+  skipped_offsets: {
+    label: "Skipped Kafka offsets",
+    unit: "records",
+    description:
+      "offsets the stream consumer did not read in the window: deleted by retention before they were read, missing between two records, or left behind by --reset-to-earliest (monitoring.skipped_offsets)",
+    filterable: false,
+    samples: null,
+    minWindowSecs: 10,
+    maxWindowSecs: 86_400,
+  },
   minutes_since_last_batch: {
     label: "Minutes since the last successful batch",
     unit: "min",

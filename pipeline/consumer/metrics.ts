@@ -131,6 +131,16 @@ export interface PartitionCounts {
   records: RecordCountRow[];
 }
 
+/** An offset range skipped by the consumer (partitions.ts SkippedRange). */
+export interface SkippedRow {
+  partition: number;
+  fromOffset: number;
+  toOffset: number;
+  reason: string;
+  detail: string;
+  atMs: number;
+}
+
 /** Everything written in one metrics flush. */
 export interface MetricsSnapshot {
   /** Exactly-once counts, per partition. */
@@ -139,6 +149,7 @@ export interface MetricsSnapshot {
   consumerStats: ConsumerStatsRow[];
   recent: RecentItem[];
   lag: LagRow[];
+  skipped: SkippedRow[];
 }
 
 interface BucketCounts {
@@ -193,6 +204,7 @@ export class MetricsAggregator {
   #recent: RecentItem[] = [];
   #recentBytes = 0;
   #lag = new Map<number, LagRow>();
+  #skipped: SkippedRow[] = [];
   /** Totals since start (for the heartbeat, the summary and tests). */
   readonly totals = {
     recordsIn: 0,
@@ -346,6 +358,16 @@ export class MetricsAggregator {
     this.totals.bytesWritten += bytes;
   }
 
+  /** An offset range the consumer skipped (written with the next snapshot). */
+  recordSkipped(
+    r: Omit<SkippedRow, "atMs">,
+    nowMs = Date.now(),
+  ): void {
+    // Bounded: a storm of gaps keeps the latest 1,000 until written.
+    if (this.#skipped.length >= 1_000) this.#skipped.shift();
+    this.#skipped.push({ ...r, atMs: nowMs });
+  }
+
   /** Latest lag of an owned partition (replaces the previous value). */
   setLag(row: LagRow): void {
     this.#lag.set(row.partition, row);
@@ -406,7 +428,9 @@ export class MetricsAggregator {
       consumerStats,
       recent: this.#recent,
       lag: [...this.#lag.values()],
+      skipped: this.#skipped,
     };
+    this.#skipped = [];
     this.#partitions = new Map();
     this.#files = new Map();
     this.#pendingTs = new Map();
@@ -502,6 +526,7 @@ export class MetricsAggregator {
       const lat = this.#latency.get(r.bucket);
       if (lat) lat.dirty = true;
     }
+    this.#skipped = [...s.skipped, ...this.#skipped].slice(-1_000);
     this.#recent = [...s.recent, ...this.#recent];
     this.#recentBytes = this.#recent.reduce((a, r) => a + r.bytes, 0);
     this.#trimRecent(true);

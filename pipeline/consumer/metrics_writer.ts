@@ -189,6 +189,7 @@ export class MetricsWriter {
       if (deadLetters.length) await this.#deadLetters(c, deadLetters);
       if (s.recent.length) await this.#recent(c, s);
       if (s.lag.length) await this.#lag(c, s);
+      if (s.skipped.length) await this.#skipped(c, s);
       await c.query(
         `insert into monitoring.components (component, instance_id, state, detail, started_at, updated_at)
          values ('consumer', $1, $2, $3::jsonb, $4, now())
@@ -352,6 +353,27 @@ export class MetricsWriter {
     );
   }
 
+  async #skipped(c: PoolClient, s: MetricsSnapshot): Promise<void> {
+    const r = s.skipped;
+    await c.query(
+      `insert into monitoring.skipped_offsets
+         (topic, kafka_partition, from_offset, to_offset, reason, detail, consumer_id, detected_at)
+       select $1, p, f, t, re, d, $2, to_timestamp(at / 1000.0)
+         from unnest($3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::float8[])
+           as x(p, f, t, re, d, at)`,
+      [
+        this.topic,
+        this.consumerId,
+        r.map((x) => x.partition),
+        r.map((x) => x.fromOffset),
+        r.map((x) => x.toOffset),
+        r.map((x) => x.reason),
+        r.map((x) => pgText(x.detail)),
+        r.map((x) => x.atMs),
+      ],
+    );
+  }
+
   async #lag(c: PoolClient, s: MetricsSnapshot): Promise<void> {
     const r = s.lag;
     await c.query(
@@ -431,6 +453,10 @@ export class MetricsWriter {
       );
       await c.query(
         "delete from monitoring.consumer_stats where bucket < $1::timestamptz - interval '1 day'",
+        [now],
+      );
+      await c.query(
+        "delete from monitoring.skipped_offsets where detected_at < $1::timestamptz - interval '30 days'",
         [now],
       );
       await c.query(

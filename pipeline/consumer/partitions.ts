@@ -26,6 +26,8 @@ export interface LiveCounting {
   claim(
     partitions: Array<{ partition: number; initialLast: number }>,
   ): Promise<CountClaim[]>;
+  /** After a position reset: counting restarts after `last` (MetricsWriter.resetCounted). */
+  reset(partition: number, epoch: number, last: number): Promise<boolean>;
   /** The aggregator counts partition p under `epoch` from now on. */
   start(partition: number, epoch: number): void;
   /** The aggregator stops counting partition p. */
@@ -34,6 +36,47 @@ export interface LiveCounting {
 
 /** How long recovery waits for Postgres before it goes on without counting. */
 const CLAIM_TIMEOUT_MS = 5_000;
+
+/** An offset range the consumer did not (and will not) read. */
+export interface SkippedRange {
+  partition: number;
+  /** First offset skipped. */
+  fromOffset: number;
+  /** First offset not skipped (exclusive end). */
+  toOffset: number;
+  /**
+   * retention: deleted from Kafka before it was read (position below the
+   * log start); gap: offsets missing between two records read;
+   * position_reset: HDFS's position was beyond the end of Kafka's log
+   * (topic re-created, broker data lost) and --reset-to-earliest started
+   * the partition again from its earliest offset.
+   */
+  reason: "retention" | "gap" | "position_reset";
+  detail: string;
+}
+
+/** HDFS holds a partition further than Kafka's log goes: refuse to guess. */
+export class PositionAheadError extends Error {
+  override name = "PositionAheadError";
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly position: number,
+    readonly logStart: number,
+    readonly logEnd: number,
+  ) {
+    super(
+      `partition ${partition} of ${topic}: HDFS holds every record up to offset ${
+        position - 1
+      }, but Kafka's log of it ends at offset ${logEnd} (the topic was re-created, or the broker lost data). ` +
+        `Refusing to consume it: offsets ${logEnd}–${
+          position - 1
+        } would be skipped or mean other records. ` +
+        `After checking the zones, run the consumer with --reset-to-earliest to consume it again from offset ${logStart} ` +
+        `(the range is recorded in monitoring.skipped_offsets).`,
+    );
+  }
+}
 
 /** What this consumer knows about one partition it owns (or owned). */
 export interface PartitionState {
@@ -69,6 +112,7 @@ export class PartitionOwnership {
   /** Owned (or being recovered) partitions. */
   readonly states = new Map<number, PartitionState>();
   #lock: Promise<unknown> = Promise.resolve();
+  #rewindChecks = new Map<number, number>();
 
   constructor(
     readonly ctx: ConsumerContext,
@@ -79,6 +123,10 @@ export class PartitionOwnership {
     /** Waits until no flush is in flight (before recovery reads HDFS). */
     readonly settleFlushes: () => Promise<void>,
     readonly counting?: LiveCounting,
+    /** Where skipped offset ranges are reported (logged, counted). */
+    readonly onSkipped: (range: SkippedRange) => void = () => {},
+    /** Start a partition again from its earliest offset when HDFS is ahead of Kafka. */
+    readonly resetToEarliest = false,
   ) {}
 
   /** True while `st` is still partition p's state, ready, in generation `gen`. */
@@ -253,6 +301,45 @@ export class PartitionOwnership {
     });
   }
 
+  /**
+   * Records below partition p's position keep arriving: kafkajs reset its
+   * fetch position to the earliest offset, which happens when ours is out of
+   * range, i.e. beyond a log end that went back (broker data lost). Recover
+   * the partition again: recovery compares HDFS with the log and stops (or
+   * resets, with --reset-to-earliest). At most once per 10 s per partition.
+   */
+  suspectRewind(p: number): void {
+    const now = Date.now();
+    if ((this.#rewindChecks.get(p) ?? 0) > now - 10_000) return;
+    this.#rewindChecks.set(p, now);
+    const gen = this.generation;
+    this.admin.fetchTopicOffsets(this.ctx.topic).then((offs) => {
+      const st = this.states.get(p);
+      const hi = Number(offs.find((o) => o.partition === p)?.high ?? 0);
+      if (st && this.owns(p, gen, st) && hi < st.consumedOffset) {
+        this.ctx.log.warn("the log of a partition ends below our position", {
+          partition: p,
+          position: st.consumedOffset,
+          logEnd: hi,
+        });
+        this.recoverAgain(p, gen);
+      }
+    }).catch(() => {/* checked again on the next batch */});
+  }
+
+  /** A record arrived after a hole in the offsets: report the hole. */
+  gap(p: number, fromOffset: number, toOffset: number): void {
+    this.onSkipped({
+      partition: p,
+      fromOffset,
+      toOffset,
+      reason: "gap",
+      detail: `offsets ${fromOffset}–${
+        toOffset - 1
+      } were never delivered (deleted by retention while the consumer was behind)`,
+    });
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
     this.#lock = run.catch(() => {});
@@ -288,24 +375,68 @@ export class PartitionOwnership {
       ) => [p.partition, Number(p.offset)]),
     );
     const low = new Map(topicOffsets.map((o) => [o.partition, Number(o.low)]));
+    const high = new Map(
+      topicOffsets.map((o) => [o.partition, Number(o.high)]),
+    );
     const starts = new Map<number, number>();
+    const resets = new Set<number>();
     for (const p of parts) {
+      const lo = low.get(p) ?? 0;
+      const hi = high.get(p) ?? 0;
+      const fromHdfs = rec.resume.get(p);
+      if (fromHdfs !== undefined && fromHdfs > hi) {
+        // Kafka's high watermark never goes back in normal operation (a
+        // consumer only ever sees records below it), so HDFS being ahead
+        // means the log was re-created or lost: stop, unless told.
+        if (!this.resetToEarliest) {
+          throw new PositionAheadError(topic, p, fromHdfs, lo, hi);
+        }
+        await this.ctx.retry(
+          "reset the position",
+          () => this.committer.resetPosition(topic, p, lo),
+        );
+        this.onSkipped({
+          partition: p,
+          fromOffset: hi,
+          toOffset: fromHdfs,
+          reason: "position_reset",
+          detail:
+            `HDFS position ${fromHdfs} was beyond the log end ${hi}; --reset-to-earliest: consuming again from offset ${lo}`,
+        });
+        starts.set(p, lo);
+        resets.add(p);
+        continue;
+      }
       // HDFS is the truth; with nothing there (first start, or the zones were
       // wiped on purpose) the group's offset, else the earliest record.
-      let start = rec.resume.get(p) ?? (group.get(p) ?? -1);
-      const lo = low.get(p) ?? 0;
+      let start = fromHdfs ?? (group.get(p) ?? -1);
       if (start < lo) {
         if (start >= 0) {
-          log.warn(
-            "resume offset below the log start: records were deleted by retention",
-            { partition: p, resume: start, logStart: lo },
-          );
+          this.onSkipped({
+            partition: p,
+            fromOffset: start,
+            toOffset: lo,
+            reason: "retention",
+            detail:
+              `resume offset ${start} below the log start ${lo}: deleted by retention before it was read`,
+          });
         }
         start = lo;
       }
       starts.set(p, start);
     }
     const claims = await this.#claim(parts, starts);
+    for (const p of resets) {
+      // The offsets start over: so does counting.
+      const claim = claims.get(p);
+      if (!claim) continue;
+      const lo = low.get(p) ?? 0;
+      if (
+        await this.counting!.reset(p, claim.epoch, lo - 1).catch(() => false)
+      ) {
+        claim.lastCounted = lo - 1;
+      } else claims.delete(p);
+    }
     if (gen !== this.generation) return;
     const positions: Record<number, number> = {};
     for (const p of parts) {

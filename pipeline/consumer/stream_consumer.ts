@@ -52,6 +52,12 @@ export interface StreamConsumerOptions {
   /** Write live metrics to Postgres (default true). */
   metrics?: boolean;
   failpoint?: Failpoint;
+  /**
+   * When HDFS holds a partition beyond the end of Kafka's log (topic
+   * re-created, broker data lost), start it again from its earliest offset
+   * instead of stopping with an error.
+   */
+  resetToEarliest?: boolean;
   instanceId?: string;
   log?: Logger;
 }
@@ -250,9 +256,16 @@ export class StreamConsumer {
       () => this.#flusher.settle(),
       this.#metricsWriter && {
         claim: (parts) => this.#metricsWriter!.claim(parts),
+        reset: (p, epoch, last) =>
+          this.#metricsWriter!.resetCounted(p, epoch, last),
         start: (p, epoch) => this.metrics.startCounting(p, epoch),
         stop: (p) => this.metrics.stopCounting(p),
       },
+      (range) => {
+        this.log.warn("offsets skipped", { ...range });
+        this.metrics.recordSkipped(range);
+      },
+      this.#opts.resetToEarliest ?? false,
     );
     this.#flusher = new BatchFlusher(
       this.#ctx,
@@ -375,12 +388,17 @@ export class StreamConsumer {
     if (this.#stopping || !st || isStale()) return;
     const gen = own.generation;
     let taken = 0;
+    let below = 0;
     let lastSeen: string | undefined;
     for (const m of batch.messages) {
       if (this.#stopping || gen !== own.generation || !st.ready) break;
       const off = Number(m.offset);
       lastSeen = m.offset;
-      if (off < st.consumedOffset) continue; // delivered again after a seek
+      if (off < st.consumedOffset) {
+        below++; // delivered again after a seek
+        continue;
+      }
+      if (off > st.consumedOffset) own.gap(p, st.consumedOffset, off);
       // Below nextOffset a record is in HDFS already; below countFrom it is
       // counted already (live metrics): each is done once.
       const take = off >= st.nextOffset;
@@ -396,7 +414,6 @@ export class StreamConsumer {
           p,
           m,
           this.instanceId,
-          this.config.validation.maxFutureSkewMs,
         );
       }
       st.consumedOffset = off + 1;
@@ -410,6 +427,9 @@ export class StreamConsumer {
       }
     }
     if (lastSeen !== undefined) resolveOffset(lastSeen);
+    if (below && below === batch.messages.length && !isStale()) {
+      own.suspectRewind(p);
+    }
     if (taken) this.metrics.recordIn(taken);
     // Due batches (age, caught-up) are flushed by the 100 ms tick in the
     // background; a FULL batch (above) is flushed here: back-pressure.
