@@ -16,7 +16,11 @@ import {
   deadLetterRecord,
 } from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
+import { Buffer } from "node:buffer";
+import type { KafkaMessage } from "kafkajs";
 import { type BatchLimits, MicroBatch } from "./micro_batch.ts";
+import { ingestRecord } from "./ingest.ts";
+import { createGenerator, recordBytes } from "../events/generator.ts";
 import {
   bucketOf,
   MetricsAggregator,
@@ -389,5 +393,49 @@ Deno.test("retry: backs off, succeeds, aborts", async () => {
   for (let a = 1; a < 40; a++) {
     const d = backoffMs(a, 100, 5_000);
     assert.ok(d >= 80 && d <= 6_000, String(d));
+  }
+});
+
+Deno.test("ingest: the record's Kafka timestamp reaches the validator (future_timestamp)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const gen = createGenerator({
+      seed: "skew",
+      startTime: Date.parse("2026-01-01T10:00:00Z"),
+      rate: 10,
+    });
+    const rec = gen[Symbol.iterator]().next().value!;
+    const message = (timestamp: number) =>
+      ({
+        offset: "5",
+        timestamp: String(timestamp),
+        key: null,
+        value: Buffer.from(recordBytes(rec)),
+        headers: {},
+      }) as unknown as KafkaMessage;
+    const skew = 15 * 60_000;
+    // The producer's clock an hour ahead of the broker's.
+    const ahead = new MicroBatch("T", 0, dir);
+    ingestRecord(
+      ahead,
+      undefined,
+      "T",
+      0,
+      message(rec.ts - 3_600_000),
+      "c",
+      skew,
+    );
+    assert.deepEqual([ahead.events, ahead.deadLetters], [0, 1]);
+    const [g] = await ahead.finish();
+    const line = JSON.parse((await Deno.readTextFile(g.path)).trim());
+    assert.equal(line.reason, "future_timestamp");
+    // Within the skew: a valid event.
+    const fine = new MicroBatch("T", 0, dir);
+    ingestRecord(fine, undefined, "T", 0, message(rec.ts - 60_000), "c", skew);
+    assert.deepEqual([fine.events, fine.deadLetters], [1, 0]);
+    await ahead.discard();
+    await fine.discard();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
