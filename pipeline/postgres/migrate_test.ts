@@ -55,20 +55,32 @@ Deno.test("the BI role reads the views of schema bi only and can write nothing",
     await withConnection(biUrl.toString(), async (c) => {
       const r = await c.query("select v from bi.bi_probe");
       assert.deepEqual(r.rows, [{ v: "x" }]);
-      const refused = async (sql: string) => {
+      const statements = [
+        "select v from analytics.bi_probe",
+        "insert into bi.bi_probe values (2, 'y')",
+        "update bi.bi_probe set v = 'z'",
+        "delete from bi.bi_probe",
+        "create table bi.bi_new (id int)",
+        "create table analytics.bi_new (id int)",
+        "create temporary table bi_tmp (id int)",
+        "select count(*) from raw.events",
+        "select count(*) from monitoring.recent_events",
+        "select count(*) from ops.dag_runs",
+        "create table public.bi_new (id int)",
+      ];
+      // The role's default_transaction_read_only refuses writes first ...
+      for (const sql of statements) {
+        await assert.rejects(
+          () => c.query(sql),
+          /permission denied|read-only transaction/,
+          sql,
+        );
+      }
+      // ... but a client may turn it off: the grants alone must still refuse.
+      await c.query("set default_transaction_read_only = off");
+      for (const sql of statements) {
         await assert.rejects(() => c.query(sql), /permission denied/, sql);
-      };
-      await refused("select v from analytics.bi_probe");
-      await refused("insert into bi.bi_probe values (2, 'y')");
-      await refused("update bi.bi_probe set v = 'z'");
-      await refused("delete from bi.bi_probe");
-      await refused("create table bi.bi_new (id int)");
-      await refused("create table analytics.bi_new (id int)");
-      await refused("create temporary table bi_tmp (id int)");
-      await refused("select count(*) from raw.events");
-      await refused("select count(*) from monitoring.recent_events");
-      await refused("select count(*) from ops.dag_runs");
-      await refused("create table public.bi_new (id int)");
+      }
     });
   } finally {
     await t.cleanup();
