@@ -224,6 +224,11 @@ export class MetricsAggregator {
     this.#epochs.set(p, epoch);
   }
 
+  /** The claim partition p is counted under (undefined: not counted). */
+  countingEpoch(p: number): number | undefined {
+    return this.#epochs.get(p);
+  }
+
   /** Partition p is no longer counted here; its unwritten counts are dropped. */
   stopCounting(p: number): void {
     this.#partitions.delete(p);

@@ -414,6 +414,7 @@ export class StreamConsumer {
           p,
           m,
           this.instanceId,
+          this.config.validation.maxFutureSkewMs,
         );
       }
       st.consumedOffset = off + 1;
@@ -557,7 +558,14 @@ export class StreamConsumer {
           lastError: this.#lastError ?? null,
         },
       });
-      for (const p of refused) this.#ownership.countsRefused(p);
+      for (const p of refused) {
+        // Counts of an earlier claim (the partition was taken back since)
+        // are just dropped; a refusal under the current claim means it is lost.
+        const epoch = snap.partitions.find((pc) => pc.partition === p)?.epoch;
+        if (epoch === this.metrics.countingEpoch(p)) {
+          this.#ownership.countsRefused(p);
+        }
+      }
     } catch (err) {
       this.metrics.restore(snap);
       this.log.warn("live metrics not written (will retry)", { error: err });
