@@ -25,17 +25,41 @@ function section(title: string) {
   console.log(`\n=== ${title} ===`);
 }
 
+/**
+ * The longest `deno test` may run. Deno has no per-test timeout, so a test
+ * that waits forever would otherwise hold the run until CI kills it with no
+ * summary; stopped here, the run still ends with its summary and stops the
+ * services. The whole suite takes well under this on a quiet machine.
+ */
+const TEST_RUN_LIMIT_MS = 75 * 60_000;
+
 async function deno(
   args: string[],
   env: Record<string, string> = {},
+  limitMs = TEST_RUN_LIMIT_MS,
 ): Promise<boolean> {
-  const res = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args,
     env,
     stdout: "inherit",
     stderr: "inherit",
-  }).output();
-  return res.success;
+  }).spawn();
+  const timer = setTimeout(() => {
+    console.error(
+      `\nerror: deno ${args[0]} still running after ${
+        limitMs / 60_000
+      } min: stopped (a test waits for something that does not come; ` +
+        "the last test named above is the one)",
+    );
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, limitMs);
+  try {
+    return (await child.status).success;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 await runMain(async () => {
