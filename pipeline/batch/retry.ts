@@ -3,6 +3,7 @@
  * backoff between them (capped), and the per-try timeout. Pure logic, so the
  * schedule of delays is tested without waiting for it.
  */
+import { formatMs } from "../format.ts";
 
 /** How a task is retried (Airflow's retries / retry_delay / retry_exponential_backoff / max_retry_delay / execution_timeout). */
 export interface RetryPolicy {
@@ -93,13 +94,4 @@ export async function withTimeout<T>(
     clearTimeout(timer);
     outer?.removeEventListener("abort", onOuterAbort);
   }
-}
-
-/** 1500 → "1.5 s", 90000 → "1 min 30 s", 250 → "250 ms". */
-export function formatMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1000);
-  return s ? `${m} min ${s} s` : `${m} min`;
 }

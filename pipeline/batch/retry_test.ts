@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   backoffDelay,
   backoffSchedule,
-  formatMs,
   type RetryPolicy,
   TaskTimeoutError,
   withTimeout,
@@ -49,10 +48,4 @@ Deno.test("withTimeout passes results and errors through", async () => {
     () => withTimeout(() => Promise.reject(new Error("boom")), 1000),
     /boom/,
   );
-});
-
-Deno.test("formatMs", () => {
-  assert.equal(formatMs(250), "250 ms");
-  assert.equal(formatMs(1500), "1.5 s");
-  assert.equal(formatMs(90_000), "1 min 30 s");
 });

@@ -1,5 +1,5 @@
 /** The run summary `deno task batch` prints: one line per task, then totals. */
-import { formatMs } from "./retry.ts";
+import { formatMs } from "../format.ts";
 import type { DagRunResult } from "./dag.ts";
 import { formatSummaryLine } from "./quarantine.ts";
 

@@ -8,7 +8,7 @@
  * (Slack renders it as mrkdwn too: an unescaped `<!channel>` or
  * `<http://x|y>` in an error message would ping everyone or disguise a link).
  */
-import { formatMs } from "../batch/retry.ts";
+import { formatMs } from "../format.ts";
 
 /** A run as notifications describe it. */
 export interface RunNotice {
