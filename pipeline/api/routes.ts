@@ -5,7 +5,7 @@
  * into a JSON error response.
  */
 import type { Config } from "../config.ts";
-import type { ServiceCheck } from "./health.ts";
+import type { ServiceCheck } from "../probes/probes.ts";
 import {
   ApiError,
   countries,

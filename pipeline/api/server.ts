@@ -22,13 +22,9 @@
 import { type Config, ConfigError } from "../config.ts";
 import { alertRoutes, isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
+import { publicReason, type ServiceCheck } from "../probes/probes.ts";
 import { ConcurrencyLimiter, hostAllowList, ResultCache } from "./guard.ts";
-import {
-  cachedServiceChecks,
-  publicReason,
-  type ServiceCheck,
-  withTimeout,
-} from "./health.ts";
+import { cachedServiceChecks, withTimeout } from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "./prometheus.ts";
 import type { Db } from "./queries.ts";

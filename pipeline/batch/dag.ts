@@ -27,6 +27,7 @@ import { createPool, type Pool, withTransaction } from "../clients/postgres.ts";
 import { createWebHdfs, type WebHdfs } from "../clients/webhdfs.ts";
 import { type Logger, logger } from "../log.ts";
 import { type BatchNotifier, Notifier } from "../notify/notifier.ts";
+import { downCheck, ServicesDownError } from "../probes/probes.ts";
 import { upsertCatalogs } from "./catalogs_upsert.ts";
 import { type DbtRunner, dbtTask, resolveDbtRunner } from "./dbt_step.ts";
 import { exportMarts } from "./export.ts";
@@ -64,7 +65,7 @@ import {
   type TaskOutcome,
   type TryRecord,
 } from "./runner.ts";
-import { checkServices, ServicesDownError } from "./services_check.ts";
+import { checkServices } from "./services_check.ts";
 import { assertValid, validateLoaded } from "./validate.ts";
 
 /** The DAG's id (dag_runs.dag_id). */
@@ -621,7 +622,7 @@ export async function runDag(
     }
     const error = `cannot take the run lock: ${errorText(got.error)}`;
     const down = checks ??
-      [{ service: "PostgreSQL", ok: false, detail: errorText(got.error) }];
+      [downCheck("postgres", "database", errorText(got.error))];
     await notifier.servicesDown(DAG_ID, runId, down, checkPolicy.retries + 1);
     const durationMs = Date.now() - startedAt.getTime();
     await notifier.runFinished({
@@ -735,7 +736,7 @@ export async function runDag(
         }
         if (rec.taskId === "check_services" && rec.state === "failed") {
           const checks = state.servicesDown?.checks ??
-            [{ service: "unknown", ok: false, detail: rec.error ?? "" }];
+            [downCheck("unknown", "check_services", rec.error ?? "")];
           await notifier.servicesDown(DAG_ID, runId, checks, rec.tryNumber);
         }
       },

@@ -15,11 +15,8 @@ import { createWebHdfs } from "../clients/webhdfs.ts";
 import { createGenerator } from "../events/generator.ts";
 import { type FlatRow, flattenEvent } from "../events/flatten.ts";
 import { logger } from "../log.ts";
-import type {
-  RunNotice,
-  ServiceCheck,
-  TaskFailureNotice,
-} from "../notify/messages.ts";
+import type { RunNotice, TaskFailureNotice } from "../notify/messages.ts";
+import type { ServiceCheck } from "../probes/probes.ts";
 import type { BatchNotifier } from "../notify/notifier.ts";
 import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
 import { startApi } from "../api/server.ts";

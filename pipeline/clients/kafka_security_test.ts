@@ -13,7 +13,8 @@ import {
   ensureTopic,
   kafkaSecurityOptions,
 } from "./kafka.ts";
-import { kafkaHealthy, kafkaNodes, startKafka } from "../services/kafka.ts";
+import { kafkaNodes, startKafka } from "../services/kafka.ts";
+import { kafkaHealthy } from "../probes/probes.ts";
 import { portIsFree, stopProcess, waitFor } from "../services/process.ts";
 
 const PASSWORD = "s3cret-Pa55word";

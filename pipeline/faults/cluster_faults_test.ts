@@ -34,7 +34,7 @@ import {
   waitHealthy,
 } from "../services/manager.ts";
 import { portIsFree } from "../services/process.ts";
-import { liveDataNodeAddresses } from "../services/hdfs.ts";
+import { liveDataNodeAddresses } from "../probes/probes.ts";
 
 const ENABLED = (setting("LOGPIPE_FAULTS") ?? "").split(",").map((s) =>
   s.trim()

@@ -9,6 +9,11 @@
  * `<http://x|y>` in an error message would ping everyone or disguise a link).
  */
 import { formatMs } from "../format.ts";
+import {
+  checkName,
+  type ServiceCheck,
+  servicesDown,
+} from "../probes/verdicts.ts";
 
 /** A run as notifications describe it. */
 export interface RunNotice {
@@ -44,13 +49,6 @@ export interface TaskFailureNotice {
   /** Set when another try follows. */
   retryInMs?: number;
   failingTests?: string[];
-}
-
-/** A service check result. */
-export interface ServiceCheck {
-  service: string;
-  ok: boolean;
-  detail: string;
 }
 
 /** A Slack-compatible incoming-webhook payload (text + Block Kit). */
@@ -198,15 +196,16 @@ export function servicesDownEmail(
   checks: ServiceCheck[],
   tries: number,
 ): EmailMessage {
-  const down = checks.filter((c) => !c.ok);
-  const names = down.map((c) => c.service).join(", ") || "unknown";
+  const down = checks.filter((c) => !c.up);
+  const names = servicesDown(checks).join(", ") || "unknown";
+  const line = (c: ServiceCheck) => `  - ${checkName(c, checks)}: ${c.detail}`;
   const lines = [
     `The logpipe batch (DAG ${dagId}, run ${runId}) could not start: these services were down after ${tries} tries:`,
     "",
-    ...down.map((c) => `  - ${c.service}: ${c.detail}`),
+    ...down.map(line),
     "",
     "Services that answered:",
-    ...(checks.filter((c) => c.ok).map((c) => `  - ${c.service}: ${c.detail}`)),
+    ...checks.filter((c) => c.up).map(line),
     "",
     "Nothing was loaded by this run; the next scheduled run will load what is pending.",
   ];

@@ -11,12 +11,12 @@ import {
   runKind,
   runMessage,
   type RunNotice,
-  type ServiceCheck,
   servicesDownEmail,
   taskFailureMessage,
   type TaskFailureNotice,
 } from "./messages.ts";
 import { postWebhook } from "./webhook.ts";
+import type { ServiceCheck } from "../probes/verdicts.ts";
 
 /** What the batch needs from a notifier (tests can record instead). */
 export interface BatchNotifier {

@@ -7,6 +7,7 @@ import {
   taskFailureMessage,
 } from "./messages.ts";
 import { Notifier } from "./notifier.ts";
+import { downCheck } from "../probes/verdicts.ts";
 import { startSmtpReceiver, startWebhookReceiver } from "./receivers.ts";
 import { postWebhook } from "./webhook.ts";
 
@@ -133,11 +134,23 @@ Deno.test("webhooks: redirects are not followed; errors hide the URL's secret pa
 
 Deno.test("service-down e-mail names the services that are down", () => {
   const m = servicesDownEmail("d", "r", [
-    { service: "HDFS", ok: false, detail: "connection refused" },
-    { service: "Kafka", ok: true, detail: "1 broker" },
+    downCheck("hdfs", "NameNode", "connection refused"),
+    { ...downCheck("kafka", "broker 1 of 1", "1 broker"), up: true },
   ], 3);
   assert.equal(m.subject, "[logpipe] Service Failure Alert: HDFS down");
   assert.match(m.text, /- HDFS: connection refused/);
+  assert.match(m.text, /answered:\n {2}- Kafka: 1 broker/);
+});
+
+Deno.test("service-down e-mail: a service of several checks is named once, each check by role", () => {
+  const m = servicesDownEmail("d", "r", [
+    downCheck("kafka", "broker 1 of 2", "not registered"),
+    downCheck("kafka", "broker 2 of 2", "not registered"),
+    { ...downCheck("postgres", "database", "select 1 ok"), up: true },
+  ], 1);
+  assert.equal(m.subject, "[logpipe] Service Failure Alert: Kafka down");
+  assert.match(m.text, /- Kafka broker 2 of 2: not registered/);
+  assert.match(m.text, /- PostgreSQL: select 1 ok/);
 });
 
 Deno.test("notifier posts to a real webhook receiver and e-mails through a real SMTP server", async () => {
@@ -152,7 +165,7 @@ Deno.test("notifier posts to a real webhook receiver and e-mails through a real 
     }, logger("notify-test"));
     await n.runFinished({ ...run, state: "success" });
     await n.servicesDown("logpipe_batch", "r1", [
-      { service: "HDFS", ok: false, detail: "NameNode down" },
+      downCheck("hdfs", "NameNode", "NameNode down"),
     ], 3);
     assert.equal(hook.received.length, 1);
     assert.equal(hook.received[0].body.logpipe?.kind, "run_success");
@@ -176,11 +189,9 @@ Deno.test("notification failures never throw; unconfigured channels only log", a
       emailTo: ["c@d"],
     }, logger("notify-test"));
     await broken.runFinished({ ...run, state: "failed", error: "x" });
-    await broken.servicesDown("d", "r", [{
-      service: "Kafka",
-      ok: false,
-      detail: "x",
-    }], 1);
+    await broken.servicesDown("d", "r", [
+      downCheck("kafka", "broker 1 of 1", "x"),
+    ], 1);
     assert.equal(hook.received.length, 3, "5xx is retried, then given up");
     const none = new Notifier({
       slackWebhookUrl: undefined,

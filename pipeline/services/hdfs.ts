@@ -3,10 +3,10 @@
  * LOGPIPE_CLUSTER=1, and replication 2), each in its own JVM on the Hadoop
  * classpath (.local/jars/hadoop, never mixed with Kafka's jars), every
  * address bound to 127.0.0.1, WebHDFS on the NameNode's HTTP port with
- * redirects that point at 127.0.0.1.
+ * redirects that point at 127.0.0.1. Their health checks are the probes'
+ * (pipeline/probes/probes.ts: nameNodeHealthy, dataNodeHealthy).
  */
 import type { Config } from "../config.ts";
-import { createWebHdfs } from "../clients/webhdfs.ts";
 import { logFile, pidFile, servicePaths } from "./paths.ts";
 import { spawnDetached } from "./process.ts";
 
@@ -350,93 +350,4 @@ export async function startDataNode(
     logFile: logFile(config, node.name),
     pidFile: pidFile(config, node.name),
   });
-}
-
-/** NameNode healthy = WebHDFS answers LISTSTATUS on / and safe mode is off. */
-export async function nameNodeHealthy(
-  config: Pick<Config, "hdfs">,
-): Promise<boolean> {
-  try {
-    await createWebHdfs(config, { timeoutMs: 3_000 }).listStatus("/");
-    return !(await nameNodeJmx(
-      config,
-      "Hadoop:service=NameNode,name=NameNodeInfo",
-    )
-      .then((b) => String(b?.Safemode ?? "")));
-  } catch {
-    return false;
-  }
-}
-
-/** Live DataNodes as the NameNode sees them (JMX over HTTP). */
-export async function liveDataNodes(
-  config: Pick<Config, "hdfs">,
-): Promise<number> {
-  try {
-    const bean = await nameNodeJmx(
-      config,
-      "Hadoop:service=NameNode,name=FSNamesystemState",
-    );
-    return Number(bean?.NumLiveDataNodes ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** One bean of the (active) NameNode's JMX over HTTP. */
-export async function nameNodeJmx(
-  config: Pick<Config, "hdfs">,
-  query: string,
-): Promise<Record<string, unknown> | undefined> {
-  const res = await createWebHdfs(config, { timeoutMs: 3_000 }).getNameNode(
-    `/jmx?qry=${encodeURIComponent(query)}`,
-  );
-  if (!res.ok) {
-    await res.body?.cancel();
-    return undefined;
-  }
-  const j = await res.json() as { beans: Record<string, unknown>[] };
-  return j.beans[0];
-}
-
-/**
- * The DataNodes the NameNode counts live, by data-transfer address
- * (`127.0.0.1:9866`), with the seconds since each last heartbeat.
- */
-export async function liveDataNodeAddresses(
-  config: Pick<Config, "hdfs">,
-): Promise<Map<string, number>> {
-  const bean = await nameNodeJmx(
-    config,
-    "Hadoop:service=NameNode,name=NameNodeInfo",
-  );
-  const live = JSON.parse(String(bean?.LiveNodes ?? "{}")) as Record<
-    string,
-    { xferaddr?: string; lastContact?: number }
-  >;
-  return new Map(
-    Object.values(live).filter((n) => n.xferaddr).map((
-      n,
-    ) => [n.xferaddr!, Number(n.lastContact ?? 0)]),
-  );
-}
-
-/**
- * DataNode healthy = the NameNode counts a DataNode live; with `node`,
- * that one, heard from within the last 3 heartbeats (a killed DataNode
- * stays "live" for a minute in the NameNode's view).
- */
-export async function dataNodeHealthy(
-  config: Pick<Config, "hdfs">,
-  node?: Pick<DataNode, "data">,
-): Promise<boolean> {
-  if (!node) return (await liveDataNodes(config)) > 0;
-  try {
-    const contact = (await liveDataNodeAddresses(config)).get(
-      `127.0.0.1:${node.data}`,
-    );
-    return contact !== undefined && contact <= 9;
-  } catch {
-    return false;
-  }
 }

@@ -4,10 +4,10 @@
  * LOGPIPE_CLUSTER=1 three such nodes forming one quorum (3 voters, so one
  * node may die and the cluster keeps its controller and its data:
  * replication factor 3, min.insync.replicas 2 for every internal topic and
- * by default for ours).
+ * by default for ours). Its health check is the probes' kafkaHealthy
+ * (pipeline/probes/probes.ts).
  */
 import type { Config } from "../config.ts";
-import { createKafka } from "../clients/kafka.ts";
 import { logFile, pidFile, servicePaths } from "./paths.ts";
 import { spawnDetached } from "./process.ts";
 
@@ -339,32 +339,4 @@ export async function startKafka(
     logFile: logFile(config, node.name),
     pidFile: pidFile(config, node.name),
   });
-}
-
-/**
- * Healthy = the broker answers a metadata request with itself in it; with
- * `node`, asked of that node alone and it must be registered in the cluster
- * (a restarted node counts once it has rejoined).
- */
-export async function kafkaHealthy(
-  config: Pick<Config, "kafka">,
-  node?: Pick<KafkaNode, "id" | "port">,
-): Promise<boolean> {
-  const admin = createKafka(
-    node
-      ? { kafka: { ...config.kafka, brokers: [`127.0.0.1:${node.port}`] } }
-      : config,
-    { quiet: true, retries: 0 },
-  ).admin();
-  try {
-    await admin.connect();
-    const cluster = await admin.describeCluster();
-    return node
-      ? cluster.brokers.some((b) => b.nodeId === node.id)
-      : cluster.brokers.length > 0;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
 }

@@ -12,19 +12,17 @@
 import { clusterMarkerPath, type Config, loadConfig } from "../config.ts";
 import { ensureTopic } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import { withConnection } from "../clients/postgres.ts";
 import { migrate } from "../postgres/migrate.ts";
 import {
+  dataNodeHealthy,
   kafkaHealthy,
-  type KafkaNode,
-  kafkaNode,
-  startKafka,
-} from "./kafka.ts";
+  nameNodeHealthy,
+  postgresHealthy,
+} from "../probes/probes.ts";
+import { type KafkaNode, kafkaNode, startKafka } from "./kafka.ts";
 import {
   type DataNode,
   dataNode,
-  dataNodeHealthy,
-  nameNodeHealthy,
   startDataNode,
   startNameNode,
 } from "./hdfs.ts";
@@ -98,17 +96,6 @@ async function stopByPidFile(
   const pid = readLivePid(pidFile(c, name));
   if (pid) await (hard ? killHard(pid) : stopProcess(pid));
   await Deno.remove(pidFile(c, name)).catch(() => {});
-}
-
-async function postgresHealthy(c: Config): Promise<boolean> {
-  try {
-    return await withConnection(c.postgres.url, async (client) => {
-      const r = await client.query("select 1 as ok");
-      return r.rows[0].ok === 1;
-    });
-  } catch {
-    return false;
-  }
 }
 
 /** One Kafka node as a service (in external mode: the configured brokers). */
