@@ -16,44 +16,13 @@
 -- One row per event, all seven types, with keys to the user, the product
 -- version in force at the event's time, and the day; unknown / not-applicable
 -- members instead of null keys. Incremental and idempotent: each run merges
--- (on event_sk = md5(event_id)) exactly the events that need it:
---   * events not in the fact yet (an anti-join on event_id, so nothing is
---     missed whatever its load time or transaction order);
---   * events loaded after the fact's last load time, minus
---     var('load_lookback') (a backfill reloads raw rows: they are re-keyed);
---   * events after a product version that started within
---     var('event_lookback') of the newest fact, so they join that version
---     even if they were loaded before the snapshot saw the change.
--- Re-merging a row writes the same values, so a rerun changes nothing.
+-- (on event_sk = md5(event_id)) exactly the events that need it, the ones
+-- macros/incremental_keys.sql names: events not in the fact yet, events
+-- loaded since the fact's last load time, and events after a recent product
+-- version. Re-merging a row writes the same values, so a rerun changes nothing.
 {% if is_incremental() %}
-with watermark as (
-    select
-        coalesce(max(_loaded_at), '-infinity'::timestamptz)
-            - interval '{{ var("load_lookback") }}'                   as loaded_since,
-        coalesce(max(event_ts), '-infinity'::timestamptz)
-            - interval '{{ var("event_lookback") }}'                  as recent_ts
-    from {{ this }}
-),
-
-rekey as (
-    select coalesce(min(p.valid_from), 'infinity'::timestamptz) as rekey_from
-    from {{ ref('dim_product') }} p, watermark w
-    where p.version_no > 1 and p.valid_from >= w.recent_ts
-),
-
-todo as (
-    select s.event_id
-    from {{ ref('stg_events') }} s
-    left join {{ this }} f on f.event_id = s.event_id
-    where f.event_id is null
-    union
-    select s.event_id
-    from {{ ref('stg_events') }} s, watermark w
-    where s.loaded_at > w.loaded_since
-    union
-    select s.event_id
-    from {{ ref('stg_events') }} s, rekey r
-    where s.event_ts >= r.rekey_from
+with todo as (
+    {{ incremental_keys('event_id', 'event_ts') }}
 ),
 
 events as (
