@@ -8,7 +8,7 @@ with fact as (
 )
 
 select o.order_id, o.status as staged_status, f.status as fact_status, f.max_status
-from {{ ref('stg_orders') }} o
+from {{ ref('int_orders') }} o
 full outer join fact f on f.order_id = o.order_id
 where (o.has_purchase and o.line_count > 0 and f.order_id is null)
    or (f.order_id is not null and o.order_id is null)

@@ -585,7 +585,7 @@ Deno.test({
           for (
             const sql of [
               "select * from analytics.dim_users limit 1",
-              "select * from analytics.stg_orders limit 1",
+              "select * from analytics.int_orders limit 1",
               "select * from raw.users limit 1",
               "select * from ops.bi_policy",
               "select * from monitoring.event_counts limit 1",

@@ -20,44 +20,20 @@
 -- force when the order was placed. Unknown members instead of null keys.
 with
 {% if is_incremental() %}
-watermark as (
-    select coalesce(max(_loaded_at), '-infinity'::timestamptz)
-           - interval '{{ var("load_lookback") }}' as since,
-           coalesce(max(placed_at), '-infinity'::timestamptz)
-           - interval '{{ var("event_lookback") }}' as recent_placed
-    from {{ this }}
-),
-
-recent_versions as (
-    select coalesce(min(p.valid_from), 'infinity'::timestamptz) as rekey_from
-    from {{ ref('dim_product') }} p, watermark w
-    where p.version_no > 1 and p.valid_from >= w.recent_placed
-),
-
 touched as (
-    -- orders with an event loaded since the last run (new, completed, failed, reloaded)
-    select e.order_id
-    from {{ ref('stg_events') }} e, watermark w
-    where e.event_type in ('purchase', 'order_complete', 'order_failed')
-      and e.order_id is not null
-      and e.loaded_at > w.since
-    union
-    -- purchases whose order is not in the fact yet, whatever their load time
-    select e.order_id
-    from {{ ref('stg_events') }} e
-    left join (select distinct order_id from {{ this }}) f on f.order_id = e.order_id
-    where e.event_type = 'purchase' and e.order_id is not null and f.order_id is null
-    union
-    -- orders placed after a recent product version started (re-key their lines)
-    select e.order_id
-    from {{ ref('stg_events') }} e, recent_versions r
-    where e.event_type = 'purchase' and e.order_id is not null and e.event_ts >= r.rekey_from
+    -- orders placed, settled or reloaded since the last run, not in the fact
+    -- yet, or placed after a recent product version (re-key their lines)
+    {{ incremental_keys(
+        'order_id', 'placed_at',
+        row_events="s.event_type = 'purchase' and s.order_id is not null",
+        change_events="s.event_type in ('purchase', 'order_complete', 'order_failed') and s.order_id is not null"
+    ) }}
 ),
 {% endif %}
 
 orders as (
     select o.*
-    from {{ ref('stg_orders') }} o
+    from {{ ref('int_orders') }} o
     where o.has_purchase
     {% if is_incremental() %}
       and o.order_id in (select order_id from touched)
@@ -95,7 +71,7 @@ select
     o.failure_reason,
     o.last_loaded_at                                           as _loaded_at
 from orders o
-join {{ ref('stg_order_lines') }} l
+join {{ ref('int_order_lines') }} l
     on l.purchase_event_id = o.purchase_event_id
 left join {{ ref('dim_users') }} u
     on u.user_id = o.user_id

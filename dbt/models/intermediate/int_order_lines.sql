@@ -1,7 +1,7 @@
 -- One row per order line: the `items_json` array of each purchase event
 -- unnested in its original order (line_no 1..n). line_amount = quantity x
 -- unit_price, exact in numeric(12,2). Keyed by the purchase event, so
--- stg_orders picks which purchase is the order's (see there).
+-- int_orders picks which purchase is the order's (see there).
 select
     e.event_id                                                      as purchase_event_id,
     e.order_id,
