@@ -13,6 +13,7 @@
  */
 // config.ts has no imports, so it loads before node_modules exists.
 import { setting } from "../pipeline/config.ts";
+import { sha256Hex } from "../pipeline/hash.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const LOCAL = setting("LOGPIPE_HOME") ?? `${ROOT}/.local`;
 const args = new Set(Deno.args);
@@ -49,9 +50,7 @@ async function hashFiles(...paths: string[]): Promise<string> {
     all.set(p, o);
     o += p.length;
   }
-  const d = await crypto.subtle.digest("SHA-256", all);
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return await sha256Hex(all);
 }
 
 function readStamp(path: string): string | undefined {

@@ -10,6 +10,7 @@
  */
 import type { Config } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
+import { sha256Hex } from "../hash.ts";
 
 export const FINGERPRINT_PREFIXES = ["dim_", "fact_", "mart_"];
 
@@ -71,15 +72,7 @@ export async function fingerprintMarts(
       });
     }
     const all = tables.map((t) => `${t.table}:${t.hash}`).join("\n");
-    const digest = new Uint8Array(
-      await crypto.subtle.digest("SHA-256", new TextEncoder().encode(all)),
-    );
-    return {
-      total: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(
-        "",
-      ),
-      tables,
-    };
+    return { total: await sha256Hex(all), tables };
   } finally {
     await pool.end();
   }

@@ -18,6 +18,7 @@
 import { type Config, setting } from "../config.ts";
 import { parsePins } from "../dbt/toolchain.ts";
 import { logger } from "../log.ts";
+import { sha256Hex } from "../hash.ts";
 
 const log = logger("bench.spark");
 
@@ -59,15 +60,6 @@ export interface SparkToolchain {
   jars: string[];
   /** True when this call installed the venv or fetched the jars. */
   installed: boolean;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
 }
 
 async function readStamp(path: string): Promise<string> {

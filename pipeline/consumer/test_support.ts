@@ -19,6 +19,7 @@ import { parseDataFileName } from "../zones/names.ts";
 import { decodeBase64 } from "../zones/base64.ts";
 import { readZones, type ZoneContents } from "../zones/readers.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
+import { sha256Hex } from "../hash.ts";
 
 /** What was produced, to compare the zones with. */
 export interface Produced {
@@ -28,13 +29,6 @@ export interface Produced {
   /** SHA-256 (hex) of the value bytes → expected reasons, of every rejected record. */
   bad: Map<string, string[]>;
   badCount: number;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
-  );
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

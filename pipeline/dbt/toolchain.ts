@@ -13,6 +13,7 @@
  */
 import { type Config, setting } from "../config.ts";
 import { logger } from "../log.ts";
+import { sha256Hex } from "../hash.ts";
 
 const log = logger("dbt");
 
@@ -106,17 +107,6 @@ export function dbtEnv(
     VIRTUAL_ENV: paths.venvDir,
     PATH: `${paths.venvDir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
   };
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(text),
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -17,6 +17,7 @@ import type { Config } from "../config.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { logger } from "../log.ts";
 import { BI_ROLE_SQL, BI_ROLE_STATE_SQL, biRoleSettings } from "./bi_role.ts";
+import { sha256Hex } from "../hash.ts";
 
 const log = logger("migrate");
 
@@ -26,18 +27,6 @@ const LOCK_KEY = 7_300_001; // arbitrary, logpipe-wide advisory lock id
 export interface MigrationResult {
   applied: string[];
   unchanged: string[];
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(text),
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
 }
 
 /** The migration files, sorted by name. */
@@ -73,7 +62,7 @@ export async function migrate(
       );
       const result: MigrationResult = { applied: [], unchanged: [] };
       for (const { name, sql } of migrationFiles()) {
-        const sum = await sha256(sql);
+        const sum = await sha256Hex(sql);
         if (done.get(name) === sum) {
           result.unchanged.push(name);
           continue;

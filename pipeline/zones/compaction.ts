@@ -43,6 +43,7 @@ import type { WebHdfs } from "../clients/webhdfs.ts";
 import { WebHdfsError } from "../clients/webhdfs.ts";
 import { formatDataFileName, parseDataFileName } from "./names.ts";
 import type { RawFile } from "./raw_listing.ts";
+import { sha256Hex } from "../hash.ts";
 
 /** Where a test may crash the process on purpose (batch --failpoint). */
 export type CompactionPhase =
@@ -97,14 +98,7 @@ const MANIFEST = "manifest.json";
 
 /** `sha256:<hex>` of a raw file's bytes (the ledger's checksum column). */
 export async function fileChecksum(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return `sha256:${
-    Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"))
-      .join("")
-  }`;
+  return `sha256:${await sha256Hex(bytes)}`;
 }
 
 function sqlString(s: string): string {
