@@ -8,7 +8,9 @@
  *   has; 1.5 s per probe.
  * - `strict` (the batch's `check_services`): Kafka's describeCluster must
  *   register the configured brokers, the same HDFS rule, `select 1` on a
- *   fresh connection; 10 s per probe.
+ *   fresh connection; 10 s per probe. assertServicesUp then lets Kafka
+ *   serve with the brokers acks=all writes need (a cluster keeps going
+ *   with one broker of three down).
  *
  * Both profiles judge HDFS alike: with its only DataNode dead, the health
  * page shows HDFS down just as `check_services` fails.
@@ -23,13 +25,14 @@
 import pg from "pg";
 import type { Config } from "../config.ts";
 import { deadline } from "../async.ts";
-import { createKafka } from "../clients/kafka.ts";
+import { createKafka, topicReplication } from "../clients/kafka.ts";
 import { pgConnectionString } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { type Logger, logger } from "../log.ts";
 import {
   checkName,
   DATANODE_REJOINED_WITHIN_S,
+  failingServices,
   hdfsVerdict,
   kafkaVerdicts,
   type NameNodeState,
@@ -38,6 +41,7 @@ import {
   PublicProbeError,
   publicReason,
   type ServiceCheck,
+  serviceLabel,
   servicesDown,
   splitAddress,
   usableDataNodes,
@@ -298,27 +302,50 @@ export async function checkServices(
   return [...kafka, hdfs, postgres];
 }
 
-/** Some service is down; `checks` holds every result. */
+/** Some service cannot serve the pipeline; `checks` holds every result. */
 export class ServicesDownError extends Error {
   override name = "ServicesDownError";
-  constructor(readonly checks: ServiceCheck[]) {
+  constructor(
+    readonly checks: ServiceCheck[],
+    /** Labels of the services that cannot serve (`HDFS`), each once. */
+    readonly down: string[] = servicesDown(checks),
+  ) {
     super(
       `services down: ${
-        checks.filter((c) => !c.up).map((c) =>
-          `${checkName(c, checks)} (${c.detail})`
-        ).join("; ")
+        checks.filter((c) => !c.up && down.includes(serviceLabel(c.service)))
+          .map((c) => `${checkName(c, checks)} (${c.detail})`).join("; ")
       }`,
     );
   }
-  /** Labels of the services that are down (`HDFS`), each once. */
-  get down(): string[] {
-    return servicesDown(this.checks);
+}
+
+/**
+ * The brokers acks=all writes need on the configured cluster: the topic's
+ * min.insync.replicas (every configured broker when that cannot be worked
+ * out, e.g. a replication factor above the number of bootstrap addresses).
+ */
+export function kafkaBrokersNeeded(config: Pick<Config, "kafka">): number {
+  const configured = config.kafka.brokers.length;
+  try {
+    return Math.min(
+      configured,
+      topicReplication(config.kafka, configured).minInsyncReplicas,
+    );
+  } catch {
+    return configured;
   }
 }
 
-/** `checks`, or a ServicesDownError when any is down. */
-export function assertServicesUp(checks: ServiceCheck[]): ServiceCheck[] {
-  if (checks.some((c) => !c.up)) throw new ServicesDownError(checks);
+/**
+ * `checks`, or a ServicesDownError when a service cannot serve (see
+ * failingServices: Kafka serves with `kafkaBrokersNeeded` brokers up).
+ */
+export function assertServicesUp(
+  checks: ServiceCheck[],
+  opts: { kafkaBrokersNeeded?: number } = {},
+): ServiceCheck[] {
+  const failing = failingServices(checks, opts.kafkaBrokersNeeded);
+  if (failing.length) throw new ServicesDownError(checks, failing);
   return checks;
 }
 

@@ -71,6 +71,25 @@ export function servicesDown(checks: ServiceCheck[]): string[] {
   ];
 }
 
+/**
+ * The services that cannot serve the pipeline, as labels, each once, in
+ * order: any with a check down, except Kafka, which serves while at least
+ * `kafkaBrokersNeeded` of its brokers are up (default: all). acks=all
+ * writes need min.insync.replicas brokers, so a cluster of three with one
+ * broker down keeps going, and so does the batch.
+ */
+export function failingServices(
+  checks: ServiceCheck[],
+  kafkaBrokersNeeded?: number,
+): string[] {
+  const kafka = checks.filter((c) => c.service === "kafka");
+  const kafkaServes =
+    kafka.filter((c) => c.up).length >= (kafkaBrokersNeeded ?? kafka.length);
+  return servicesDown(
+    checks.filter((c) => c.service !== "kafka" || !kafkaServes),
+  );
+}
+
 /** A failure whose message anyone may read (it names no host and no secret). */
 export class PublicProbeError extends Error {
   override name = "PublicProbeError";

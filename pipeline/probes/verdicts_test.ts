@@ -10,6 +10,7 @@ import {
   DATANODE_REJOINED_WITHIN_S,
   DATANODE_SILENCE_LIMIT_S,
   downCheck,
+  failingServices,
   hdfsVerdict,
   kafkaVerdicts,
   type NameNodeState,
@@ -209,4 +210,26 @@ Deno.test("checks are named by service, with the role when a service has several
     "PostgreSQL",
   ]);
   assert.deepEqual(servicesDown(checks), ["Kafka", "HDFS"]);
+});
+
+Deno.test("a Kafka cluster serves with the brokers acks=all needs; any other service down fails", () => {
+  const broker = (i: number, up: boolean) => ({
+    ...downCheck("kafka", `broker ${i} of 3`, up ? "node" : "not registered"),
+    up,
+  });
+  const hdfsUp = { ...downCheck("hdfs", "NameNode", "ok"), up: true };
+  const oneDown = [broker(1, true), broker(2, false), broker(3, true), hdfsUp];
+  assert.deepEqual(failingServices(oneDown, 2), []);
+  assert.deepEqual(failingServices(oneDown), ["Kafka"], "default: all needed");
+  assert.deepEqual(
+    failingServices([broker(1, true), broker(2, false), broker(3, false)], 2),
+    ["Kafka"],
+  );
+  assert.deepEqual(
+    failingServices([
+      ...oneDown.slice(0, 3),
+      downCheck("hdfs", "NameNode", "no DataNode"),
+    ], 2),
+    ["HDFS"],
+  );
 });
