@@ -6,6 +6,7 @@
  *   const t = await createTestEnv("consumer_crash");
  *   try { ... spawn tasks with { env: t.env } ... } finally { await t.cleanup(); }
  */
+import { retry } from "./async.ts";
 import { type Config, loadConfig, setting } from "./config.ts";
 import { deleteTopic, ensureTopic } from "./clients/kafka.ts";
 import { createWebHdfs } from "./clients/webhdfs.ts";
@@ -109,20 +110,13 @@ export async function createTestEnv(
       );
       // FORCE cannot end an autovacuum worker (a superuser process) that
       // happens to be on the database: wait a moment and try again.
-      for (let attempt = 1;; attempt++) {
-        try {
-          await withConnection(base.postgres.url, async (c) => {
+      await retry(
+        () =>
+          withConnection(base.postgres.url, async (c) => {
             await c.query(`drop database if exists "${database}" with (force)`);
-          });
-          break;
-        } catch (e) {
-          if (attempt >= 5) {
-            errors.push(`postgres: ${e}`);
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 1_000 * attempt));
-        }
-      }
+          }),
+        { maxAttempts: 5, minTimeout: 1_000, maxTimeout: 4_000 },
+      ).catch((e) => errors.push(`postgres: ${e}`));
       if (errors.length) {
         console.error(`test env ${id} cleanup: ${errors.join("; ")}`);
       }

@@ -44,6 +44,7 @@ import {
 import { describeCondition } from "./rules.ts";
 import { initialState, type RuleState, step } from "./state_machine.ts";
 import * as store from "./store.ts";
+import { deadline } from "../async.ts";
 
 const log = logger("alerts");
 
@@ -130,10 +131,12 @@ export class AlertEvaluator {
       if (!this.#admin) {
         const admin = createKafka(this.config, { quiet: true, retries: 1 })
           .admin();
-        await withTimeout(admin.connect(), 5_000, "Kafka admin connect");
+        await deadline(admin.connect(), 5_000, {
+          message: "Kafka admin connect timed out after 5000 ms",
+        });
         this.#admin = admin;
       }
-      return await withTimeout(
+      return await deadline(
         lagFromKafka(
           this.#admin,
           this.config.kafka.topic,
@@ -141,7 +144,7 @@ export class AlertEvaluator {
           now,
         ),
         10_000,
-        "Kafka lag read",
+        { message: "Kafka lag read timed out after 10000 ms" },
       );
     } catch (err) {
       log.warn(
@@ -496,19 +499,6 @@ export class AlertEvaluator {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${what} timed out after ${ms} ms`)),
-        ms,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** A running evaluator. */

@@ -65,6 +65,7 @@ import {
   type TaskOutcome,
   type TryRecord,
 } from "./runner.ts";
+import { retry } from "../async.ts";
 import { checkServices } from "./services_check.ts";
 import { assertValid, validateLoaded } from "./validate.ts";
 
@@ -553,27 +554,32 @@ async function acquireLock(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<{ lock?: RunLock; busy?: boolean; error?: unknown }> {
+  let tries = 0;
   let lastErr: unknown;
-  for (let i = 0; i <= policy.retries; i++) {
-    try {
-      const lock = await RunLock.tryAcquire(config.postgres.url);
-      return lock ? { lock } : { busy: true };
-    } catch (err) {
-      lastErr = err;
-      log.warn("cannot reach Postgres to take the run lock", {
-        try: i + 1,
-        error: errorText(err),
-      });
-      if (i < policy.retries && !signal?.aborted) {
-        const delay = Math.min(
-          policy.maxRetryDelayMs,
-          policy.retryDelayMs * policy.backoffFactor ** i,
-        );
-        await new Promise((r) => setTimeout(r, delay));
+  try {
+    return await retry(async () => {
+      try {
+        const lock = await RunLock.tryAcquire(config.postgres.url);
+        return lock ? { lock } : { busy: true };
+      } catch (err) {
+        lastErr = err;
+        log.warn("cannot reach Postgres to take the run lock", {
+          try: ++tries,
+          error: errorText(err),
+        });
+        throw err;
       }
-    }
+    }, {
+      maxAttempts: policy.retries + 1,
+      minTimeout: policy.retryDelayMs,
+      multiplier: policy.backoffFactor,
+      maxTimeout: policy.maxRetryDelayMs,
+      signal,
+    });
+  } catch (err) {
+    // A cancelled run stops waiting; it reports the last connection error.
+    return { error: lastErr ?? err };
   }
-  return { error: lastErr };
 }
 
 /** Runs the DAG once. Never throws for a task failure: see the result's state. */

@@ -12,6 +12,7 @@ import {
   TaskTimeoutError,
   withTimeout,
 } from "./retry.ts";
+import { delay } from "../async.ts";
 
 /** States of a task try, as stored in ops.task_runs.state. */
 export type TaskState =
@@ -100,25 +101,6 @@ export interface RunTasksOptions {
   timeoutGraceMs?: number;
 }
 
-/** Sleeps `ms`, or rejects as soon as `signal` aborts. */
-export function abortableSleep(
-  ms: number,
-  signal?: AbortSignal,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /** The one-line text of a thrown value. */
 export function errorText(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length) {
@@ -148,7 +130,8 @@ export async function runTask(
   observer: RunObserver,
   opts: RunTasksOptions,
 ): Promise<TaskOutcome> {
-  const sleep = opts.sleep ?? abortableSleep;
+  const sleep = opts.sleep ??
+    ((ms: number, signal?: AbortSignal) => delay(ms, { signal }));
   const maxTries = task.policy.retries + 1;
   const firstStart = Date.now();
   const log = opts.log;

@@ -18,6 +18,7 @@
  * NameNode does not know yet), a write whose bytes are in memory asks the
  * NameNode again, a few times.
  */
+import { retry } from "../async.ts";
 
 /** One entry of LISTSTATUS / GETFILESTATUS. */
 export interface FileStatus {
@@ -284,18 +285,13 @@ export class WebHdfs {
     params: Record<string, string>,
     body: Body,
   ): Promise<void> {
-    const attempts = body instanceof ReadableStream ? 1 : DATANODE_ATTEMPTS;
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.twoStepOnce(method, path, op, params, body);
-      } catch (err) {
-        if (
-          !(err instanceof WebHdfsError && err.dataNodeUnreachable) ||
-          attempt >= attempts
-        ) throw err;
-        await new Promise((r) => setTimeout(r, 500 * attempt));
-      }
-    }
+    await retry(() => this.twoStepOnce(method, path, op, params, body), {
+      maxAttempts: body instanceof ReadableStream ? 1 : DATANODE_ATTEMPTS,
+      minTimeout: 500,
+      multiplier: 2,
+      isRetryable: (err) =>
+        err instanceof WebHdfsError && err.dataNodeUnreachable,
+    });
   }
 
   private async twoStepOnce(

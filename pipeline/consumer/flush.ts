@@ -12,10 +12,15 @@ import { formatDataFileName } from "../zones/names.ts";
 import type { BatchFile, HdfsCommitter } from "../zones/commit.ts";
 import type { ParquetWriter } from "./parquet_writer.ts";
 import type { MetricsAggregator } from "./metrics.ts";
-import type { ConsumerContext, PartitionControl } from "./context.ts";
+import {
+  CONSUMER_BACKOFF,
+  type ConsumerContext,
+  type PartitionControl,
+  RetryAborted,
+} from "./context.ts";
 import type { PartitionOwnership, PartitionState } from "./partitions.ts";
 import type { Failpoints } from "./failpoints.ts";
-import { retry, RetryAborted } from "./retry.ts";
+import { retry } from "../async.ts";
 
 /** Writes and commits partitions' open batches. */
 export class BatchFlusher {
@@ -91,7 +96,7 @@ export class BatchFlusher {
     if (!st || !b || b.records === 0) return;
     st.buffer = undefined;
     const stillOwner = () =>
-      this.ownership.owns(p, gen, st) && !this.ctx.forced();
+      this.ownership.owns(p, gen, st) && !this.ctx.forceSignal.aborted;
     if (!stillOwner()) {
       await b.discard();
       return;
@@ -114,10 +119,11 @@ export class BatchFlusher {
           localPath = `${g.path}.parquet`;
           const out = localPath;
           const rows = await retry(() => this.parquet.convert(g.path, out), {
+            ...CONSUMER_BACKOFF,
             maxAttempts: 5,
-            initialMs: 500,
-            aborted: () => this.ctx.forced(),
-            onError: (err, attempt) =>
+            minTimeout: 500,
+            signal: this.ctx.forceSignal,
+            onRetry: (err, attempt) =>
               log.warn("Parquet conversion failed", { attempt, error: err }),
           });
           if (rows !== g.count) {

@@ -16,9 +16,13 @@
 import type { Admin } from "kafkajs";
 import type { HdfsCommitter } from "../zones/commit.ts";
 import type { MicroBatch } from "./micro_batch.ts";
-import type { ConsumerContext, PartitionControl } from "./context.ts";
+import {
+  type ConsumerContext,
+  type PartitionControl,
+  RetryAborted,
+} from "./context.ts";
 import type { CountClaim } from "./metrics_writer.ts";
-import { RetryAborted } from "./retry.ts";
+import { deadline } from "../async.ts";
 
 /** Exactly-once live counting (metrics.ts, metrics_writer.ts), if enabled. */
 export interface LiveCounting {
@@ -205,27 +209,20 @@ export class PartitionOwnership {
   ): Promise<Map<number, CountClaim>> {
     const out = new Map<number, CountClaim>();
     if (!this.counting) return out;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const claims = await Promise.race([
+      const claims = await deadline(
         this.counting.claim(
           parts.map((p) => ({ partition: p, initialLast: starts.get(p)! - 1 })),
         ),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error("Postgres did not answer")),
-            CLAIM_TIMEOUT_MS,
-          );
-        }),
-      ]);
+        CLAIM_TIMEOUT_MS,
+        { message: "Postgres did not answer" },
+      );
       for (const c of claims) out.set(c.partition, c);
     } catch (err) {
       this.ctx.log.warn(
         "live metrics: could not claim counting; the partitions are counted once Postgres answers",
         { partitions: parts, error: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
     return out;
   }

@@ -31,12 +31,17 @@ import { type BatchLimits, DEFAULT_LIMITS, MicroBatch } from "./micro_batch.ts";
 import { ParquetWriter } from "./parquet_writer.ts";
 import { MetricsAggregator } from "./metrics.ts";
 import { MetricsWriter } from "./metrics_writer.ts";
-import { retry, RetryAborted } from "./retry.ts";
 import { type Failpoint, Failpoints } from "./failpoints.ts";
-import type { ConsumerContext, PartitionControl } from "./context.ts";
+import {
+  CONSUMER_BACKOFF,
+  type ConsumerContext,
+  type PartitionControl,
+  RetryAborted,
+} from "./context.ts";
 import { PartitionOwnership, type PartitionState } from "./partitions.ts";
 import { BatchFlusher } from "./flush.ts";
 import { ingestRecord } from "./ingest.ts";
+import { retry } from "../async.ts";
 
 export { FAIL_PHASES, type FailPhase, type Failpoint } from "./failpoints.ts";
 
@@ -129,7 +134,8 @@ export class StreamConsumer {
   #targets: Map<number, number> | undefined;
   #groupOffsets = new Map<number, number>();
   #stopping = false;
-  #forced = false;
+  /** Aborted by a second stop(): give up on open batches. */
+  #force = new AbortController();
   #stopRequested!: () => void;
   #stopPromise: Promise<void>;
   #fatal: Error | undefined;
@@ -154,7 +160,7 @@ export class StreamConsumer {
     this.#ctx = {
       topic: this.topic,
       log: this.log,
-      forced: () => this.#forced,
+      forceSignal: this.#force.signal,
       retry: (what, fn) => this.#retry(what, fn),
       fail: (err) => {
         this.#fatal = err instanceof Error ? err : new Error(String(err));
@@ -165,17 +171,19 @@ export class StreamConsumer {
 
   /** Asks the consumer to finish its open batches, commit and return. A second call gives up on them. */
   stop(): void {
-    if (this.#stopping) this.#forced = true;
+    if (this.#stopping && !this.#force.signal.aborted) {
+      this.#force.abort(new RetryAborted("retry abandoned"));
+    }
     this.#stopping = true;
     this.#stopRequested();
   }
 
   #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return retry(fn, {
-      initialMs: 250,
-      maxMs: 10_000,
-      aborted: () => this.#forced,
-      onError: async (err, attempt, delayMs) => {
+      ...CONSUMER_BACKOFF,
+      maxAttempts: Infinity,
+      signal: this.#force.signal,
+      onRetry: async (err, attempt, delayMs) => {
         this.#lastError = `${what}: ${
           err instanceof Error ? err.message : err
         }`;

@@ -28,7 +28,8 @@ import {
   RECENT_EVENTS_BYTES,
   RECENT_EVENTS_LIMIT,
 } from "./metrics.ts";
-import { backoffMs, retry, RetryAborted } from "./retry.ts";
+import { retry } from "../async.ts";
+import { CONSUMER_BACKOFF, RetryAborted } from "./context.ts";
 import { type FlatRow, NO_DETAILS } from "../events/flatten.ts";
 import type { Event } from "../events/schema.ts";
 
@@ -374,26 +375,27 @@ Deno.test("percentile is nearest-rank", () => {
   assert.equal(percentile([], 50), null);
 });
 
-Deno.test("retry: backs off, succeeds, aborts", async () => {
+Deno.test("retry with the consumer's backoff: succeeds, and a forced stop ends it with RetryAborted", async () => {
   let calls = 0;
   const v = await retry(() => {
     calls++;
     return calls < 3 ? Promise.reject(new Error("down")) : Promise.resolve(42);
-  }, { initialMs: 1, maxMs: 2 });
+  }, { ...CONSUMER_BACKOFF, maxAttempts: Infinity, minTimeout: 1 });
   assert.equal(v, 42);
   assert.equal(calls, 3);
-  let stop = false;
-  await assert.rejects(
-    retry(() => {
-      stop = true;
-      return Promise.reject(new Error("down"));
-    }, { initialMs: 1, aborted: () => stop }),
-    RetryAborted,
-  );
-  for (let a = 1; a < 40; a++) {
-    const d = backoffMs(a, 100, 5_000);
-    assert.ok(d >= 80 && d <= 6_000, String(d));
-  }
+  const force = new AbortController();
+  const delays: number[] = [];
+  const giving = retry(() => Promise.reject(new Error("down")), {
+    ...CONSUMER_BACKOFF,
+    maxAttempts: Infinity,
+    signal: force.signal,
+    onRetry: (_e, _a, ms) => void delays.push(ms),
+  });
+  setTimeout(() => force.abort(new RetryAborted("retry abandoned")), 50);
+  await assert.rejects(giving, RetryAborted);
+  // 250 ms ± 20 %: the first wait was under way when the stop came.
+  assert.equal(delays.length, 1);
+  assert.ok(delays[0] >= 200 && delays[0] <= 300, String(delays[0]));
 });
 
 Deno.test("ingest: the record's Kafka timestamp reaches the validator (future_timestamp)", async () => {

@@ -7,46 +7,62 @@
  * points (another host, plain http). The webhook URL is a secret (Slack's
  * path is the credential), so errors name only its origin.
  */
+import { retry } from "../async.ts";
 import { redactUrl } from "../config.ts";
 
-/** POSTs `payload` as JSON to `url`; throws after the last failed attempt. */
+/** A failed POST; `retryable` is false for answers a retry cannot change (3xx, 4xx but 429). */
+class WebhookError extends Error {
+  constructor(message: string, readonly retryable: boolean) {
+    super(message);
+  }
+}
+
+/**
+ * POSTs `payload` as JSON to `url`; throws after the last failed attempt.
+ * The waits between attempts start at `retryDelayMs` and double.
+ */
 export async function postWebhook(
   url: string,
   payload: unknown,
   opts: { timeoutMs?: number; attempts?: number; retryDelayMs?: number } = {},
 ): Promise<void> {
-  const attempts = opts.attempts ?? 3;
   const shown = redactUrl(url);
-  let last: Error | undefined;
-  for (let i = 1; i <= attempts; i++) {
+  const postOnce = async () => {
+    let res: Response;
+    let body: string;
     try {
-      const res = await fetch(url, {
+      res = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(payload),
         redirect: "manual",
         signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
       });
-      const body = await res.text().catch(() => "");
-      if (res.ok) return;
-      if (res.status >= 300 && res.status < 400) {
-        last = new Error(
-          `webhook ${shown} answered HTTP ${res.status} (a redirect; not followed)`,
-        );
-        break;
-      }
-      last = new Error(
-        `webhook ${shown} answered HTTP ${res.status}: ${body.slice(0, 200)}`,
-      );
-      if (res.status < 500 && res.status !== 429) break;
+      body = await res.text().catch(() => "");
     } catch (err) {
       // fetch's own messages quote the whole URL.
       const msg = err instanceof Error ? err.message : String(err);
-      last = new Error(`webhook ${shown}: ${msg.replaceAll(url, shown)}`);
+      throw new WebhookError(
+        `webhook ${shown}: ${msg.replaceAll(url, shown)}`,
+        true,
+      );
     }
-    if (i < attempts) {
-      await new Promise((r) => setTimeout(r, (opts.retryDelayMs ?? 500) * i));
+    if (res.ok) return;
+    if (res.status >= 300 && res.status < 400) {
+      throw new WebhookError(
+        `webhook ${shown} answered HTTP ${res.status} (a redirect; not followed)`,
+        false,
+      );
     }
-  }
-  throw last;
+    throw new WebhookError(
+      `webhook ${shown} answered HTTP ${res.status}: ${body.slice(0, 200)}`,
+      res.status >= 500 || res.status === 429,
+    );
+  };
+  await retry(postOnce, {
+    maxAttempts: opts.attempts ?? 3,
+    minTimeout: opts.retryDelayMs ?? 500,
+    multiplier: 2,
+    isRetryable: (err) => !(err instanceof WebhookError) || err.retryable,
+  });
 }

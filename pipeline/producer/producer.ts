@@ -32,6 +32,7 @@ import {
   type RecordSource,
   WorkerSource,
 } from "./source.ts";
+import { delay } from "../async.ts";
 
 const log = logger("producer");
 
@@ -114,19 +115,6 @@ export interface ProduceSummary {
   /** Peak resident memory of the process (MB), workers included. */
   peakRssMb: number;
   error?: string;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** A macrotask yield, so socket callbacks run between sends. */
@@ -240,10 +228,10 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
         const due = Math.floor((rate * elapsed) / 1000) + 1 - generated;
         if (due <= 0) {
           const nextAt = (generated / rate) * 1000; // when the next one is due
-          await sleep(
-            Math.max(1, Math.min(50, nextAt - elapsed)),
-            opts.stop,
-          );
+          // A stop ends the wait early; the loop's condition then sees it.
+          await delay(Math.max(1, Math.min(50, nextAt - elapsed)), {
+            signal: opts.stop,
+          }).catch(() => {});
           continue;
         }
         n = Math.min(n, due);

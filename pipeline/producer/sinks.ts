@@ -18,6 +18,7 @@ import type { RecordBatch } from "./source.ts";
 import { KeyPartitioner, partitionForKey } from "./partitioner.ts";
 import { installKafkajsFastPath } from "./kafkajs_fastpath.ts";
 import { acquireGzip } from "./gzip_codec.ts";
+import { delay } from "../async.ts";
 
 const log = logger("producer");
 
@@ -80,19 +81,6 @@ function toMessages(batch: RecordBatch): Message[] {
  * Kafka's own perf tool with the same level.
  */
 export const GZIP_LEVEL = 1;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * Sends batches to the event topic with acks=all, idempotent producers
@@ -165,7 +153,8 @@ export class KafkaSink implements Sink {
         this.retries++;
         const waitMs = Math.min(wait, this.#opts.deliveryTimeoutMs - elapsed);
         this.#opts.onRetry?.({ attempt, error, waitMs });
-        await sleep(waitMs, this.#opts.signal);
+        // An abort ends the wait early; the next failure then throws.
+        await delay(waitMs, { signal: this.#opts.signal }).catch(() => {});
         wait = Math.min(wait * 2, 5_000);
       }
     }

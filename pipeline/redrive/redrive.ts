@@ -57,6 +57,7 @@ import {
   parseDeadLetterLines,
 } from "../zones/mod.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
+import { deadline } from "../async.ts";
 
 const log = logger("redrive");
 
@@ -338,21 +339,9 @@ async function scanOrigins(
         offset: String(starts.get(p) ?? ends.get(p)),
       });
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      done,
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `reading ${topic} to settle an interrupted redrive timed out`,
-              ),
-            ),
-          120_000,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    await deadline(done, 120_000, {
+      message: `reading ${topic} to settle an interrupted redrive timed out`,
+    });
     return found;
   } finally {
     await consumer.disconnect().catch(() => {});
