@@ -21,21 +21,11 @@ import {
   produceGenerated,
   spawnConsumer,
 } from "./test_support.ts";
+import { seededRandom } from "../events/rng.ts";
 
 const COUNT = Math.round(
   Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 500_000,
 );
-
-/** Seeded PRNG for the kill times (reproducible test). */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test({
   name:
@@ -82,7 +72,8 @@ Deno.test({
         );
         kills.push(fp);
       }
-      const rnd = mulberry32(42);
+      // Seeded, so the kill times are the same on every run.
+      const rnd = seededRandom(42);
       let finished = false;
       for (let i = 0; i < 4 && !finished; i++) {
         const child = spawnConsumer(t.env, args);

@@ -10,6 +10,7 @@
  */
 import type pg from "pg";
 import { NO_DETAILS } from "../events/flatten.ts";
+import { seededRandom } from "../events/rng.ts";
 import {
   CATEGORIES as SCHEMA_CATEGORIES,
   COUNTRIES,
@@ -19,18 +20,6 @@ import {
   PAYMENT_METHODS,
   SHIPPING_METHODS,
 } from "../events/schema.ts";
-
-/** mulberry32: a small, fast, seeded PRNG (deterministic across runs). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Enumerations come from the event contract, so fixture rows are valid events.
 const CATEGORIES: Record<string, readonly string[]> = SCHEMA_CATEGORIES;
@@ -81,7 +70,7 @@ type Row = Record<string, unknown>;
 
 /** The user catalog rows. */
 export function fixtureUsers(n: number, seed: number): Row[] {
-  const r = mulberry32(seed ^ 0x5eed);
+  const r = seededRandom(seed ^ 0x5eed);
   const first = [
     "ahmed",
     "mona",
@@ -117,7 +106,7 @@ export function fixtureUsers(n: number, seed: number): Row[] {
 
 /** The product catalog rows, prices in whole cents; `updated_at` = `asOf`. */
 export function fixtureProducts(n: number, seed: number, asOf: Date): Row[] {
-  const r = mulberry32(seed ^ 0xca7);
+  const r = seededRandom(seed ^ 0xca7);
   const cats = Object.keys(CATEGORIES);
   return Array.from({ length: n }, (_, i) => {
     const category = cats[i % cats.length];
@@ -179,7 +168,7 @@ export async function generateEvents(
   let buf: Row[] = [];
   let offset = first * 20;
   for (let s = first; s < first + opts.sessions; s++) {
-    const r = mulberry32((opts.seed * 1_000_003) ^ s);
+    const r = seededRandom((opts.seed * 1_000_003) ^ s);
     const user = `user_${1 + Math.floor(r() * opts.users)}`;
     const [country, cities] = GEO[Math.floor(r() * GEO.length)];
     const ctx = {

@@ -137,6 +137,15 @@ export class Rng {
   }
 }
 
+/**
+ * A seeded `() => number` in [0, 1) (an Rng's `next`), for code written
+ * against `Math.random`'s shape: test fixtures and benchmarks.
+ */
+export function seededRandom(seed: string | number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
+}
+
 /** Running sums of `weights`, for `Rng.pickWeighted`. */
 export function cumulativeWeights(weights: readonly number[]): number[] {
   const out: number[] = [];

@@ -7,19 +7,8 @@
  * events, so the API's numbers can be checked against SQL exactly.
  */
 import type { Db } from "../api/queries.ts";
+import { seededRandom } from "../events/rng.ts";
 import { REJECT_REASON_LIST } from "../events/schema.ts";
-
-/** A small seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CITIES: Record<string, string[]> = {
   US: ["New York", "San Francisco", "Chicago", "Austin"],
@@ -83,7 +72,7 @@ export function makeEvents(
   seed = 7,
   overrides: Record<number, Partial<RecentEventRow>> = {},
 ): RecentEventRow[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
   const out: RecentEventRow[] = [];
   const countries = Object.keys(CITIES);
@@ -267,7 +256,7 @@ export async function insertPipelineState(
   spanSecs = 900,
   seed = 11,
 ): Promise<void> {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const endBucket = Math.floor(end.getTime() / 10000) * 10000;
   for (let t = endBucket - spanSecs * 1000; t <= endBucket; t += 10000) {
     const n = 40 + Math.floor(r() * 30);
