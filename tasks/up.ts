@@ -73,10 +73,7 @@ function componentSpecs(opts: {
       stopGraceSec: 60,
     },
   ];
-  try {
-    Deno.statSync(new URL("./alerts.ts", import.meta.url));
-    specs.push({ name: "alerts", args: ["tasks/alerts.ts"], stopGraceSec: 10 });
-  } catch { /* alerting not installed */ }
+  specs.push({ name: "alerts", args: ["tasks/alerts.ts"], stopGraceSec: 10 });
   if (opts.producer) {
     specs.push({
       name: "producer",

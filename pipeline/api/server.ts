@@ -19,6 +19,7 @@
  * cap. So a 7-day chart costs one query a minute however many pages poll
  * it, and it never holds up the live feed.
  */
+import { createPool } from "../clients/postgres.ts";
 import { type Config, ConfigError } from "../config.ts";
 import { alertRoutes, isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
@@ -425,7 +426,6 @@ export async function startApi(
   let longDb = opts.longDb;
   const ownPools: { end: () => Promise<void> }[] = [];
   if (!db) {
-    const { createPool } = await import("../clients/postgres.ts");
     const pool = (
       applicationName: string,
       max: number,

@@ -29,7 +29,7 @@ import { type Logger, logger } from "../log.ts";
 import { type BatchNotifier, Notifier } from "../notify/notifier.ts";
 import { downCheck, ServicesDownError } from "../probes/probes.ts";
 import { upsertCatalogs } from "./catalogs_upsert.ts";
-import { type DbtRunner, dbtTask, resolveDbtRunner } from "./dbt_step.ts";
+import { type DbtRunner, dbtTask, runDbtCommand } from "./dbt_step.ts";
 import { exportMarts } from "./export.ts";
 import { RunHistory } from "./history.ts";
 import { clearHourRows, loadFiles, type LoadResult } from "./loader.ts";
@@ -201,7 +201,7 @@ interface TaskEnv {
   history: RunHistory;
   state: RunState;
   opts: RunDagOptions;
-  dbt: () => Promise<DbtRunner>;
+  dbt: DbtRunner;
   failpoints: BatchFailpoints;
   now: () => Date;
 }
@@ -691,7 +691,6 @@ export async function runDag(
     });
     log.info("run started", { run_id: runId, trigger });
 
-    let dbtRunner: DbtRunner | undefined = opts.dbt;
     const env: TaskEnv = {
       config,
       pool,
@@ -699,7 +698,7 @@ export async function runDag(
       history,
       state,
       opts,
-      dbt: async () => dbtRunner ??= await resolveDbtRunner(),
+      dbt: opts.dbt ?? runDbtCommand,
       failpoints: new BatchFailpoints(opts.failpoint, log),
       now: opts.now ?? (() => new Date()),
     };

@@ -19,11 +19,13 @@ export type DbtRunner = (
   opts?: { timeoutMs?: number },
 ) => Promise<DbtRunResult>;
 
-/** The real runner. */
-export function resolveDbtRunner(): Promise<DbtRunner> {
-  return Promise.resolve((config, args, opts) =>
-    runDbt(config, args, { timeoutMs: opts?.timeoutMs })
-  );
+/** The real runner: dbt in the project venv (see runDbt). */
+export function runDbtCommand(
+  config: Config,
+  args: string[],
+  opts?: { timeoutMs?: number },
+): Promise<DbtRunResult> {
+  return runDbt(config, args, { timeoutMs: opts?.timeoutMs });
 }
 
 function tail(text: string, lines = 15): string {
@@ -32,7 +34,7 @@ function tail(text: string, lines = 15): string {
 
 /** Runs `dbt <args>` as a task try. */
 export async function dbtTask(
-  getRunner: () => Promise<DbtRunner>,
+  runner: DbtRunner,
   config: Config,
   args: string[],
   ctx: TaskContext,
@@ -40,7 +42,6 @@ export async function dbtTask(
   state: { failingTests?: string[] },
   timeoutMs?: number,
 ): Promise<TaskResult> {
-  const runner = await getRunner();
   const command = args[0];
   if (command === "snapshot") {
     // A snapshot selects from staging views (cdc_product ← stg_products),
