@@ -60,25 +60,3 @@ export function formatBenchTable(rows: BenchRow[]): string {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)]
     .join("\n");
 }
-
-/** Resident set size of a process in bytes (Linux /proc), or undefined. */
-export function rssBytes(pid: number): number | undefined {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Peak resident set size (VmHWM) of a process in bytes, or undefined. */
-export function peakRssBytes(pid: number): number | undefined {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmHWM:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}

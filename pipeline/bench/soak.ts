@@ -57,7 +57,7 @@ import {
   tailFile,
 } from "../services/process.ts";
 import { PRODUCER_RUNTIME } from "../runtime.ts";
-import { rssBytes } from "./report.ts";
+import { parseProcStat, type ProcStat, rssBytes } from "./proc.ts";
 
 /** The components sampled, in table order. */
 export const COMPONENTS = [
@@ -244,38 +244,11 @@ export function soakOptionsFromFlags(
 
 // ---------------------------------------------------------------- /proc
 
-/** The fields of /proc/<pid>/stat the sampler needs. */
-export interface ProcStat {
-  pid: number;
-  comm: string;
-  state: string;
-  ppid: number;
-  pgid: number;
-}
-
-/**
- * Parses /proc/<pid>/stat. The command name sits in parentheses and may
- * itself hold spaces and ")", so fields are counted after the last ")".
- */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const open = text.indexOf("(");
-  const close = text.lastIndexOf(")");
-  if (open < 0 || close < open) return undefined;
-  const pid = Number(text.slice(0, open).trim());
-  const rest = text.slice(close + 2).trim().split(/\s+/);
-  const ppid = Number(rest[1]);
-  const pgid = Number(rest[2]);
-  if (
-    !Number.isInteger(pid) || !Number.isInteger(ppid) ||
-    !Number.isInteger(pgid) || !rest[0]
-  ) {
-    return undefined;
-  }
-  return { pid, comm: text.slice(open + 1, close), state: rest[0], ppid, pgid };
-}
-
 /** A pid and every process below it (children, grandchildren, …). */
-export function processTree(procs: ProcStat[], root: number): number[] {
+export function processTree(
+  procs: Pick<ProcStat, "pid" | "ppid" | "state">[],
+  root: number,
+): number[] {
   const children = new Map<number, number[]>();
   for (const p of procs) {
     if (p.state === "Z" || p.state === "X") continue;

@@ -1,4 +1,4 @@
-// The soak harness's pure parts: /proc parsing, process trees, the JMX
+// The soak harness's pure parts (/proc parsing is in proc_test.ts): process trees, the JMX
 // parser, least squares, the flat/grows verdict, files per closed hour and
 // flag validation. Fast; no services.
 import assert from "node:assert/strict";
@@ -15,7 +15,6 @@ import {
   judgeSeries,
   leastSquares,
   parseFsNamesystemJmx,
-  parseProcStat,
   processTree,
   type SoakOptions,
   soakOptionsFromFlags,
@@ -24,34 +23,6 @@ import {
   soakSchedule,
   soakVerdict,
 } from "./soak.ts";
-
-Deno.test("parseProcStat reads pid, state, ppid and pgid, even with ') ' in the name", () => {
-  const plain =
-    "4242 (deno) S 4200 4242 4242 0 -1 4194560 12 0 0 0 1 2 0 0 20 0 9 0 100 0 0";
-  assert.deepEqual(parseProcStat(plain), {
-    pid: 4242,
-    comm: "deno",
-    state: "S",
-    ppid: 4200,
-    pgid: 4242,
-  });
-  const tricky = "77 (a) b (c)) R 1 77 70 0 -1";
-  assert.deepEqual(parseProcStat(tricky), {
-    pid: 77,
-    comm: "a) b (c)",
-    state: "R",
-    ppid: 1,
-    pgid: 77,
-  });
-  assert.equal(parseProcStat("garbage"), undefined);
-  assert.equal(parseProcStat("12 (x) S notanumber 3"), undefined);
-});
-
-Deno.test("parseProcStat parses this process's real /proc entry", () => {
-  const s = parseProcStat(Deno.readTextFileSync(`/proc/${Deno.pid}/stat`));
-  assert.equal(s?.pid, Deno.pid);
-  assert.equal(s?.ppid, Deno.ppid);
-});
 
 Deno.test("processTree follows children and grandchildren, skips zombies and other trees", () => {
   const p = (pid: number, ppid: number, state = "S") => ({

@@ -33,6 +33,7 @@ import { FLAT_COLUMN_NAMES } from "../events/flatten.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/names.ts";
 import { spawnConsumer } from "../consumer/test_support.ts";
 import { logger } from "../log.ts";
+import { CLOCK_TICKS, parseProcStat, rssBytes } from "./proc.ts";
 import { type BenchRow, benchRow } from "./report.ts";
 import { ensureSparkToolchain, SPARK_JOB } from "./spark_toolchain.ts";
 
@@ -117,28 +118,6 @@ export function hadoopFsUri(
 
 // ------------------------------------------------- process-tree meter ----
 
-/** One line of /proc/<pid>/stat, the fields the meter needs. */
-export interface ProcStat {
-  ppid: number;
-  /** utime + stime + cutime + cstime, in clock ticks. */
-  cpuTicks: number;
-}
-
-/**
- * Parses /proc/<pid>/stat. The command name (field 2) may hold spaces and
- * parentheses, so fields are counted after its last ')'.
- */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const f = text.slice(close + 2).split(" ");
-  // f[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
-  const ppid = Number(f[1]);
-  const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  if (!Number.isFinite(ppid) || !Number.isFinite(ticks)) return undefined;
-  return { ppid, cpuTicks: ticks };
-}
-
 /** What a process tree used from the meter's start to its stop. */
 export interface TreeUsage {
   wallMs: number;
@@ -148,9 +127,6 @@ export interface TreeUsage {
   /** Largest number of processes seen in the tree at once. */
   processes: number;
 }
-
-const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux architecture Deno runs on
-const PAGE_BYTES = 4096;
 
 function readText(path: string): string | undefined {
   try {
@@ -217,14 +193,14 @@ export class ProcessTreeMeter {
     let cpu = 0, rss = 0, alive = 0;
     for (const pid of this.#members) {
       const st = parseProcStat(readText(`/proc/${pid}/stat`) ?? "");
-      const statm = readText(`/proc/${pid}/statm`);
-      if (!st || !statm) {
+      const resident = rssBytes(pid);
+      if (!st || resident === undefined) {
         if (pid !== this.#root) this.#members.delete(pid);
         continue;
       }
       alive++;
       cpu += st.cpuTicks;
-      rss += Number(statm.split(" ")[1]) * PAGE_BYTES;
+      rss += resident;
     }
     // Exited members' time is in their reaped parent's cutime from now on;
     // between their exit and the reaping the sum dips, so keep the maximum.

@@ -13,7 +13,6 @@ import { parsePeer } from "./spark_flag.ts";
 import {
   compareOutputs,
   hadoopFsUri,
-  parseProcStat,
   ProcessTreeMeter,
   sameEventIds,
   SPARK_PORTED_REASONS,
@@ -50,15 +49,6 @@ Deno.test("deno task bench: bad --peer / --only combinations exit 2 with one lin
     assert.match(err, message);
     assert.equal(err.split("\n").length, 1, err);
   }
-});
-
-Deno.test("parseProcStat: fields after a command name with spaces and parentheses", () => {
-  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt
-  // cmajflt utime stime cutime cstime ...
-  const line = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194304 10 0 0 0 " +
-    "150 25 300 5 20 0 3 0 1000 1000000 500";
-  assert.deepEqual(parseProcStat(line), { ppid: 17, cpuTicks: 480 });
-  assert.equal(parseProcStat("garbage"), undefined);
 });
 
 Deno.test("ProcessTreeMeter: counts a grandchild's CPU time and memory", async () => {

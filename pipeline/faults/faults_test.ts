@@ -21,7 +21,7 @@ import {
   waitHealthy,
 } from "../services/manager.ts";
 import { killHard, portIsFree } from "../services/process.ts";
-import { rssBytes } from "../bench/report.ts";
+import { rssBytes } from "../bench/proc.ts";
 import { createPool } from "../clients/postgres.ts";
 
 const LONG = Deno.env.get("LOGPIPE_FAULTS") === "long";
