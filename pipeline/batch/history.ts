@@ -10,6 +10,7 @@
 import type { Pool } from "../clients/postgres.ts";
 import type { Logger } from "../log.ts";
 import type { TryRecord } from "./runner.ts";
+import { delay } from "../async.ts";
 
 interface Op {
   what: string;
@@ -223,7 +224,7 @@ export class RunHistory {
         });
         return false;
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await delay(1000);
     }
   }
 }

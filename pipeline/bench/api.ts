@@ -8,6 +8,7 @@ import { createTestEnv, runTask } from "../testing.ts";
 import { startApi } from "../api/server.ts";
 import { percentile } from "../consumer/metrics.ts";
 import { type BenchRow, benchRow } from "./report.ts";
+import { delay } from "../async.ts";
 
 const PATHS = [
   "/api/overview",
@@ -59,7 +60,7 @@ export async function benchApi(
         // or not earlier ones have answered (what polling pages do).
         const due = t0 + (i * 1000) / rate;
         const wait = due - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 0) await delay(wait);
         const path = PATHS[i % PATHS.length];
         inflight.push((async () => {
           const s = performance.now();

@@ -24,6 +24,7 @@ import { logger } from "../log.ts";
 import { type BenchRow, benchRow } from "./report.ts";
 import { spawnConsumer } from "../consumer/test_support.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
+import { delay } from "../async.ts";
 
 const log = logger("bench.consumer");
 
@@ -143,7 +144,7 @@ async function latencyRun(rate: number, seconds: number): Promise<
   const out = child.output();
   try {
     // Let the consumer join and recover before the clock starts.
-    await new Promise((r) => setTimeout(r, 8_000));
+    await delay(8_000);
     const start = Date.now();
     const gen = createGenerator({
       seed: "bench-latency",
@@ -177,11 +178,11 @@ async function latencyRun(rate: number, seconds: number): Promise<
         });
         sent += messages.length;
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
     }
     await producer.disconnect();
     // Give the last batches time to commit, then stop the consumer cleanly.
-    await new Promise((r) => setTimeout(r, 5_000));
+    await delay(5_000);
     child.kill("SIGTERM");
     await out;
     // Latency per event from the committed files.

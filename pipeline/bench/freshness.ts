@@ -14,6 +14,7 @@ import { createTestEnv, runTask } from "../testing.ts";
 import { startApi } from "../api/server.ts";
 import { percentile } from "../consumer/metrics.ts";
 import { type BenchRow, benchRow } from "./report.ts";
+import { delay } from "../async.ts";
 
 function spawnTask(
   env: Record<string, string>,
@@ -44,7 +45,7 @@ export async function benchFreshness(
     const seen = new Set<string>();
     try {
       // Let the consumer join its group before events flow.
-      await new Promise((r) => setTimeout(r, 5_000));
+      await delay(5_000);
       say(
         `producing ${rate} events/s for ${seconds} s; polling the live feed…`,
       );
@@ -73,7 +74,7 @@ export async function benchFreshness(
             samples.push(now - Date.parse(e.event_ts));
           }
         }
-        await new Promise((r) => setTimeout(r, 250));
+        await delay(250);
       }
       await producer.status;
     } finally {

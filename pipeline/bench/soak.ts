@@ -58,6 +58,7 @@ import {
 } from "../services/process.ts";
 import { PRODUCER_RUNTIME } from "../runtime.ts";
 import { parseProcStat, type ProcStat, rssBytes } from "./proc.ts";
+import { delay } from "../async.ts";
 
 /** The components sampled, in table order. */
 export const COMPONENTS = [
@@ -1295,17 +1296,8 @@ function spawnLogged(
 
 /** Resolves at `time` (epoch ms) or when `signal` aborts. */
 function sleepUntil(time: number, signal: AbortSignal): Promise<void> {
-  const ms = time - Date.now();
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
+  // An abort ends the wait early (resolving): the caller checks the signal.
+  return delay(Math.max(0, time - Date.now()), { signal }).catch(() => {});
 }
 
 /**

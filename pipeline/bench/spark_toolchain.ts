@@ -19,6 +19,7 @@ import { type Config, setting } from "../config.ts";
 import { parsePins } from "../dbt/toolchain.ts";
 import { logger } from "../log.ts";
 import { sha256Hex } from "../hash.ts";
+import { delay } from "../async.ts";
 
 const log = logger("bench.spark");
 
@@ -100,7 +101,7 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       const st = await Deno.stat(dir).catch(() => null);
       if (st?.mtime && Date.now() - st.mtime.getTime() > staleMs) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
-      } else await new Promise((r) => setTimeout(r, 1_000));
+      } else await delay(1_000);
     }
   }
   try {

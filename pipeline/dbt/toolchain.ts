@@ -14,6 +14,7 @@
 import { type Config, setting } from "../config.ts";
 import { logger } from "../log.ts";
 import { sha256Hex } from "../hash.ts";
+import { delay } from "../async.ts";
 
 const log = logger("dbt");
 
@@ -176,7 +177,7 @@ async function withDirLock<T>(
       if (Date.now() > deadline) {
         throw new Error(`timed out waiting for ${lockDir}`);
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await delay(500);
     }
   }
   try {

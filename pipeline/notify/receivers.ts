@@ -4,6 +4,7 @@
  * that records e-mails. Both bind to 127.0.0.1 on a free port.
  */
 import { SMTPServer } from "smtp-server";
+import { delay } from "../async.ts";
 
 /** A received webhook call. */
 export interface ReceivedWebhook {
@@ -37,7 +38,7 @@ async function waitUntil<T>(
     const hit = find();
     if (hit !== undefined) return hit;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
 }
 

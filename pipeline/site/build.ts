@@ -10,6 +10,7 @@
 import { logger } from "../log.ts";
 import type { Config } from "../config.ts";
 import { generateDocs } from "../dbt/toolchain.ts";
+import { delay } from "../async.ts";
 
 const log = logger("site");
 
@@ -123,7 +124,7 @@ async function withPublishLock<T>(
         log.warn("taking over a stale site publish lock", { lock });
         await Deno.remove(lock, { recursive: true }).catch(() => {});
       } else {
-        await new Promise((r) => setTimeout(r, 2_000));
+        await delay(2_000);
       }
     }
   }
