@@ -32,6 +32,7 @@ import { retry } from "../async.ts";
 import { CONSUMER_BACKOFF, RetryAborted } from "./context.ts";
 import { type FlatRow, NO_DETAILS } from "../events/flatten.ts";
 import type { Event } from "../events/schema.ts";
+import { sha256Hex } from "../hash.ts";
 
 Deno.test("staged names encode the final path and decode back", () => {
   const f = {
@@ -125,12 +126,9 @@ Deno.test("dead-letter record of a too-large value keeps its size, hash and a pr
     decodeBase64(rec.value_prefix_base64!),
     value.subarray(0, DEAD_LETTER_PREFIX_BYTES),
   );
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", value),
-  );
   assert.equal(
     rec.value_sha256,
-    Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+    await sha256Hex(value),
   );
   assert.equal(rec.key_truncated, true);
   assert.equal(

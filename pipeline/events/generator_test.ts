@@ -11,6 +11,7 @@ import {
   validateEvent,
 } from "./schema.ts";
 import { generateProducts, priceAt } from "./catalogs.ts";
+import { sha256Hex } from "../hash.ts";
 
 const START = Date.UTC(2026, 0, 1);
 
@@ -28,11 +29,7 @@ async function ndjsonSha256(records: GeneratedRecord[]): Promise<string> {
     all.set(p, at);
     at += p.length;
   }
-  const digest = await crypto.subtle.digest("SHA-256", all);
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  return await sha256Hex(all);
 }
 const NEWLINE = new Uint8Array([10]);
 

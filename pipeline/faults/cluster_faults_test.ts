@@ -35,6 +35,7 @@ import {
 } from "../services/manager.ts";
 import { portIsFree } from "../services/process.ts";
 import { liveDataNodeAddresses } from "../probes/probes.ts";
+import { delay as sleep } from "../async.ts";
 
 const ENABLED = (setting("LOGPIPE_FAULTS") ?? "").split(",").map((s) =>
   s.trim()
@@ -55,7 +56,6 @@ const DURABLE_STALL_BOUND_S = 90;
 const ROTATE = "5s";
 
 const RATE = 400;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A port offset where every port of an instance is free. */
 function freeOffset(): number {

@@ -23,9 +23,9 @@ import {
 import { killHard, portIsFree } from "../services/process.ts";
 import { rssBytes } from "../bench/proc.ts";
 import { createPool } from "../clients/postgres.ts";
+import { delay as sleep } from "../async.ts";
 
 const LONG = Deno.env.get("LOGPIPE_FAULTS") === "long";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function freePort(): number {
   for (let p = 18_800 + Math.floor(Math.random() * 1000); p < 20_000; p++) {

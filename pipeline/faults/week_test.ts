@@ -26,6 +26,7 @@ import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
 import { spawnConsumer } from "../consumer/test_support.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/mod.ts";
+import { delay as sleep } from "../async.ts";
 
 const WEEK = Deno.env.get("LOGPIPE_TEST_WEEK");
 const FULL = WEEK === "full";
@@ -45,8 +46,6 @@ const isBurst = (slot: number) =>
 const withDbt = (slot: number) => FULL || slot === 3 || slot === SLOTS - 1;
 const SESSION_TIMEOUT_MS = 6_000;
 const RECOVERY_FLOOR_MS = 250;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface CleanRun {
   recoveryMs: number;

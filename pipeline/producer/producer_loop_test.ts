@@ -3,14 +3,13 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { createGenerator, recordBytes } from "../events/generator.ts";
 import { produce } from "./producer.ts";
+import { sha256Hex } from "../hash.ts";
 
 const config = loadConfig();
 const START = Date.UTC(2026, 5, 1);
 
 async function sha(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return await sha256Hex(await Deno.readFile(path));
 }
 
 Deno.test({
