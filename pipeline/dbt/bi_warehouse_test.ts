@@ -582,24 +582,39 @@ Deno.test({
               `bi.${c.table_name}.${c.column_name}`,
             );
           }
-          for (
-            const sql of [
-              "select * from analytics.dim_users limit 1",
-              "select * from analytics.int_orders limit 1",
-              "select * from raw.users limit 1",
-              "select * from ops.bi_policy",
-              "select * from monitoring.event_counts limit 1",
-              "update bi.dim_users set city = 'x'",
-              "delete from bi.mart_sessions",
-              "create table bi.owned (x int)",
-              "create view bi.mine as select 1 as x",
-            ]
-          ) {
+          const refused = [
+            "select * from analytics.dim_users limit 1",
+            "select * from analytics.int_orders limit 1",
+            "select * from raw.users limit 1",
+            "select * from ops.bi_policy",
+            "select * from monitoring.event_counts limit 1",
+            "update bi.dim_users set city = 'x'",
+            "delete from bi.mart_sessions",
+            "create table bi.owned (x int)",
+            "create view bi.mine as select 1 as x",
+          ];
+          // The role's default_transaction_read_only refuses DDL first
+          // (25006, read-only transaction) ...
+          for (const sql of refused) {
             await assert.rejects(
               bi.query(sql),
-              (e: { code?: string }) => e.code === "42501",
+              (e: { code?: string }) => ["42501", "25006"].includes(e.code!),
               sql,
             );
+          }
+          // ... but a client may turn it off: the grants alone must still
+          // refuse (42501, permission denied).
+          await bi.query("set default_transaction_read_only = off");
+          try {
+            for (const sql of refused) {
+              await assert.rejects(
+                bi.query(sql),
+                (e: { code?: string }) => e.code === "42501",
+                sql,
+              );
+            }
+          } finally {
+            await bi.query("reset default_transaction_read_only");
           }
         },
       );
