@@ -21,7 +21,7 @@ import {
   produceGenerated,
   spawnConsumer,
 } from "./test_support.ts";
-import { seededRandom } from "../events/rng.ts";
+import { mulberry32 } from "../events/rng.ts";
 
 const COUNT = Math.round(
   Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 500_000,
@@ -73,7 +73,7 @@ Deno.test({
         kills.push(fp);
       }
       // Seeded, so the kill times are the same on every run.
-      const rnd = seededRandom(42);
+      const rnd = mulberry32(42);
       let finished = false;
       for (let i = 0; i < 4 && !finished; i++) {
         const child = spawnConsumer(t.env, args);

@@ -10,7 +10,7 @@
  */
 import type pg from "pg";
 import { NO_DETAILS } from "../events/flatten.ts";
-import { seededRandom } from "../events/rng.ts";
+import { mulberry32 } from "../events/rng.ts";
 import {
   CATEGORIES as SCHEMA_CATEGORIES,
   COUNTRIES,
@@ -70,7 +70,7 @@ type Row = Record<string, unknown>;
 
 /** The user catalog rows. */
 export function fixtureUsers(n: number, seed: number): Row[] {
-  const r = seededRandom(seed ^ 0x5eed);
+  const r = mulberry32(seed ^ 0x5eed);
   const first = [
     "ahmed",
     "mona",
@@ -106,7 +106,7 @@ export function fixtureUsers(n: number, seed: number): Row[] {
 
 /** The product catalog rows, prices in whole cents; `updated_at` = `asOf`. */
 export function fixtureProducts(n: number, seed: number, asOf: Date): Row[] {
-  const r = seededRandom(seed ^ 0xca7);
+  const r = mulberry32(seed ^ 0xca7);
   const cats = Object.keys(CATEGORIES);
   return Array.from({ length: n }, (_, i) => {
     const category = cats[i % cats.length];
@@ -168,7 +168,7 @@ export async function generateEvents(
   let buf: Row[] = [];
   let offset = first * 20;
   for (let s = first; s < first + opts.sessions; s++) {
-    const r = seededRandom((opts.seed * 1_000_003) ^ s);
+    const r = mulberry32((opts.seed * 1_000_003) ^ s);
     const user = `user_${1 + Math.floor(r() * opts.users)}`;
     const [country, cities] = GEO[Math.floor(r() * GEO.length)];
     const ctx = {

@@ -7,7 +7,7 @@
  * events, so the API's numbers can be checked against SQL exactly.
  */
 import type { Db } from "../api/queries.ts";
-import { seededRandom } from "../events/rng.ts";
+import { mulberry32 } from "../events/rng.ts";
 import { REJECT_REASON_LIST } from "../events/schema.ts";
 
 const CITIES: Record<string, string[]> = {
@@ -72,7 +72,7 @@ export function makeEvents(
   seed = 7,
   overrides: Record<number, Partial<RecentEventRow>> = {},
 ): RecentEventRow[] {
-  const r = seededRandom(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
   const out: RecentEventRow[] = [];
   const countries = Object.keys(CITIES);
@@ -256,7 +256,7 @@ export async function insertPipelineState(
   spanSecs = 900,
   seed = 11,
 ): Promise<void> {
-  const r = seededRandom(seed);
+  const r = mulberry32(seed);
   const endBucket = Math.floor(end.getTime() / 10000) * 10000;
   for (let t = endBucket - spanSecs * 1000; t <= endBucket; t += 10000) {
     const n = 40 + Math.floor(r() * 30);
