@@ -139,10 +139,10 @@ export class Rng {
 
 /**
  * mulberry32 as a `() => number` in [0, 1): the stream the dbt and site test
- * fixtures and the crash test were written and tuned against. It stays
- * bit-exact here, in one place, because changing a fixture's stream changes
- * its data: with sfc32 instead, the site test's /health page fired its nine
- * polls with an empty API cache and got 429s. New code uses `Rng`.
+ * fixtures and the crash test were written against. It is kept bit-exact, in
+ * this one place, because a fixture's data is a function of its stream:
+ * moving the fixtures to sfc32 is a data change of its own, to be made with
+ * their tests run. New code uses `Rng`.
  */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
