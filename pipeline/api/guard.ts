@@ -70,26 +70,78 @@ export function originAllowed(
   return isAllowedHost(url.host);
 }
 
+/** No slot came free within the limiter's wait (answered 429). */
+export class BusyError extends Error {
+  constructor(waitMs: number) {
+    super(`no slot came free within ${waitMs} ms`);
+    this.name = "BusyError";
+  }
+}
+
 /**
- * At most `max` units of work at once; `tryAcquire` answers at once (no
- * queue): a release function, or undefined when full.
+ * At most `max` units of work at once. `tryAcquire` answers at once: a
+ * release function, or undefined when full. `acquire` may also wait, in a
+ * FIFO queue of at most `maxQueue`, up to `maxWaitMs` for a slot: a page
+ * that opens with a few more requests than there are slots (the health page
+ * sends nine) is served a moment later instead of refused, while a flood
+ * still gets its 429 at once (queue full) or after the short wait.
  */
 export class ConcurrencyLimiter {
   #inFlight = 0;
-  constructor(readonly max: number) {}
+  #waiting: ((release: () => void) => void)[] = [];
+  constructor(
+    readonly max: number,
+    readonly maxQueue = 0,
+    readonly maxWaitMs = 0,
+  ) {}
 
   get inFlight(): number {
     return this.#inFlight;
   }
 
+  /** Callers waiting for a slot. */
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
   tryAcquire(): (() => void) | undefined {
     if (this.#inFlight >= this.max) return undefined;
     this.#inFlight++;
+    return this.#releaser();
+  }
+
+  /**
+   * A slot now or after a wait: undefined when the queue is full; a
+   * promise of the release function, rejected with BusyError when no slot
+   * came free within maxWaitMs.
+   */
+  acquire(): Promise<() => void> | undefined {
+    const now = this.tryAcquire();
+    if (now) return Promise.resolve(now);
+    if (this.#waiting.length >= this.maxQueue) return undefined;
+    return new Promise((resolve, reject) => {
+      const grant = (release: () => void) => {
+        clearTimeout(timer);
+        resolve(release);
+      };
+      const timer = setTimeout(() => {
+        const i = this.#waiting.indexOf(grant);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(new BusyError(this.maxWaitMs));
+      }, this.maxWaitMs);
+      this.#waiting.push(grant);
+    });
+  }
+
+  /** Releases once; a freed slot goes straight to the first waiter. */
+  #releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#inFlight--;
+      const next = this.#waiting.shift();
+      if (next) next(this.#releaser());
+      else this.#inFlight--;
     };
   }
 }

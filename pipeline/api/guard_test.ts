@@ -2,6 +2,7 @@
 // concurrency limit, the single-flight result cache, the capped body reader.
 import assert from "node:assert/strict";
 import {
+  BusyError,
   ConcurrencyLimiter,
   hostAllowList,
   originAllowed,
@@ -73,6 +74,38 @@ Deno.test("ConcurrencyLimiter: at most max at once, release once", () => {
   assert.equal(limit.inFlight, 1);
   assert.ok(limit.tryAcquire());
   assert.equal(limit.tryAcquire(), undefined);
+});
+
+Deno.test("ConcurrencyLimiter: a bounded queue waits briefly, first come first served", async () => {
+  const limit = new ConcurrencyLimiter(1, 2, 200);
+  const first = await limit.acquire()!;
+  const order: string[] = [];
+  const a = limit.acquire()!.then((release) => {
+    order.push("a");
+    return release;
+  });
+  const b = limit.acquire()!.then((release) => {
+    order.push("b");
+    return release;
+  });
+  assert.equal(limit.queued, 2);
+  assert.equal(limit.acquire(), undefined, "queue full: refused at once");
+  first();
+  const releaseA = await a;
+  assert.deepEqual(order, ["a"]);
+  assert.equal(limit.inFlight, 1, "the slot went straight to the waiter");
+  releaseA();
+  (await b)();
+  assert.deepEqual(order, ["a", "b"]);
+  assert.equal(limit.inFlight, 0);
+  assert.equal(limit.queued, 0);
+  // Nothing frees the slot in time: the waiter gets BusyError, and leaves
+  // the queue (the slot freed later is not handed to it).
+  const held = limit.tryAcquire()!;
+  await assert.rejects(() => limit.acquire()!, BusyError);
+  assert.equal(limit.queued, 0);
+  held();
+  assert.equal(limit.inFlight, 0);
 });
 
 Deno.test("ResultCache: single flight, TTL, failures not kept, bounded", async () => {

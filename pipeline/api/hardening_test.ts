@@ -141,6 +141,8 @@ Deno.test({
       siteDir: null,
       routes: testRoutes,
       maxDbWork: 2,
+      dbWorkQueue: 2,
+      dbWorkWaitMs: 300,
       requestTimeoutMs: 1_000,
     });
     const port = Number(new URL(api.url).port);
@@ -286,7 +288,24 @@ Deno.test({
       );
 
       await t.step(
-        "at most maxDbWork computations at once; the rest get 429",
+        "a burst a little beyond the slots waits in the queue and is served",
+        async () => {
+          const statuses = await Promise.all(
+            [1, 2, 3, 4].map((n) =>
+              fetch(`${api.url}/api/test/sleep?ms=100&n=${n}`).then(async (
+                r,
+              ) => {
+                await r.body?.cancel();
+                return r.status;
+              })
+            ),
+          );
+          assert.deepEqual(statuses, [200, 200, 200, 200]);
+        },
+      );
+
+      await t.step(
+        "at most maxDbWork computations at once, a short queue; the rest get 429",
         async () => {
           const results = await Promise.all(
             [1, 2, 3, 4, 5, 6].map((n) =>
@@ -299,6 +318,8 @@ Deno.test({
               }))
             ),
           );
+          // Two run (600 ms), two wait 300 ms in the queue and give up,
+          // two find the queue full.
           const statuses = results.map((r) => r.status).sort();
           assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429]);
           for (const r of results.filter((r) => r.status === 429)) {

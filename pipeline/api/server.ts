@@ -7,7 +7,8 @@
  * rebinding). Database work is bounded: the heavy GETs go through a result
  * cache (single flight: identical requests share one computation; a result
  * is reused for its TTL and, while one refresh runs, answered a while
- * longer), at most MAX_DB_WORK computations run at once (429 beyond), and a
+ * longer), at most MAX_DB_WORK computations run at once (a few more wait up
+ * to DB_WORK_WAIT_MS for a slot; 429 beyond), and a
  * request waits REQUEST_TIMEOUT_MS at most (503; the session's
  * statement_timeout ends the query on the server too). `/healthz` bypasses
  * all of it and has its own short deadline and its own connection, so it
@@ -24,7 +25,12 @@ import { type Config, ConfigError } from "../config.ts";
 import { alertRoutes, isLoopback } from "../alerts/routes.ts";
 import { logger } from "../log.ts";
 import { publicReason, type ServiceCheck } from "../probes/probes.ts";
-import { ConcurrencyLimiter, hostAllowList, ResultCache } from "./guard.ts";
+import {
+  BusyError,
+  ConcurrencyLimiter,
+  hostAllowList,
+  ResultCache,
+} from "./guard.ts";
 import { cachedServiceChecks, withTimeout } from "./health.ts";
 import { ApiError, parseParams } from "./params.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "./prometheus.ts";
@@ -47,6 +53,12 @@ export const HEALTH_TIMEOUT_MS = 1_000;
  * the API on a small machine.
  */
 export const MAX_DB_WORK = 5;
+/**
+ * Computations that may wait for a slot, and how long: a page opening with
+ * a burst of requests is served a moment later; a flood gets its 429.
+ */
+export const DB_WORK_QUEUE = 20;
+export const DB_WORK_WAIT_MS = 1_000;
 /** A 7-day aggregate may take this long (it runs once a minute at most). */
 export const LONG_STATEMENT_TIMEOUT_MS = 60_000;
 /** Long-lane computations at once (its pool has as many connections). */
@@ -103,6 +115,10 @@ export interface ApiOptions {
   longDb?: Db;
   /** Database computations at once before 429 (default MAX_DB_WORK). */
   maxDbWork?: number;
+  /** Computations that may wait for a slot (default DB_WORK_QUEUE). */
+  dbWorkQueue?: number;
+  /** How long they may wait (default DB_WORK_WAIT_MS). */
+  dbWorkWaitMs?: number;
   /** `/api` requests in progress at once before 429 (default MAX_IN_FLIGHT). */
   maxInFlight?: number;
   /** Deadline of a request's database work (default REQUEST_TIMEOUT_MS). */
@@ -159,6 +175,8 @@ export function createHandler(
       | "healthDb"
       | "longDb"
       | "maxDbWork"
+      | "dbWorkQueue"
+      | "dbWorkWaitMs"
       | "maxInFlight"
       | "requestTimeoutMs"
     >
@@ -183,11 +201,19 @@ export function createHandler(
   const lanes = {
     short: {
       db,
-      limiter: new ConcurrencyLimiter(opts.maxDbWork ?? MAX_DB_WORK),
+      limiter: new ConcurrencyLimiter(
+        opts.maxDbWork ?? MAX_DB_WORK,
+        opts.dbWorkQueue ?? DB_WORK_QUEUE,
+        opts.dbWorkWaitMs ?? DB_WORK_WAIT_MS,
+      ),
     },
     long: {
       db: opts.longDb ?? db,
-      limiter: new ConcurrencyLimiter(MAX_LONG_WORK),
+      limiter: new ConcurrencyLimiter(
+        MAX_LONG_WORK,
+        opts.dbWorkQueue ?? DB_WORK_QUEUE,
+        opts.dbWorkWaitMs ?? DB_WORK_WAIT_MS,
+      ),
     },
   };
   const cache = new ResultCache(MAX_CACHE_ENTRIES);
@@ -225,18 +251,23 @@ export function createHandler(
         allow: "GET, HEAD",
       });
     }
-    const pending = cache.get("/metrics", METRICS_TTL_MS, () => {
-      const release = lanes.short.limiter.tryAcquire();
-      if (!release) return undefined;
-      const work = prometheusMetrics(lanes.short.db);
-      work.then(release, release);
-      return work;
-    }, METRICS_STALE_MS);
+    const pending = cache.get(
+      "/metrics",
+      METRICS_TTL_MS,
+      () =>
+        lanes.short.limiter.acquire()?.then((release) => {
+          const work = prometheusMetrics(lanes.short.db);
+          work.then(release, release);
+          return work;
+        }),
+      METRICS_STALE_MS,
+    );
     if (!pending) return busy();
     let text: string;
     try {
       text = await withTimeout(pending, requestTimeoutMs, "metrics") as string;
     } catch (err) {
+      if (err instanceof BusyError) return busy();
       log.warn("metrics failed or timed out", { error: err });
       return json(503, {
         error: "the database did not answer in time; try again",
@@ -282,27 +313,26 @@ export function createHandler(
     const isRead = hit.route.method === "GET";
     const policy = isRead ? hit.route.cache?.(params) : undefined;
     const lane = policy?.long ? lanes.long : lanes.short;
-    const run = () => {
-      const release = lane.limiter.tryAcquire();
-      if (!release) return undefined;
-      const work = hit.route.handler({
-        db: lane.db,
-        config,
-        req,
-        url,
-        path: hit.m!.pathname.groups,
-        params,
-        services,
-        isAllowedHost,
-      }).then((body) =>
-        // Kept as text: a cached result is serialised once, not per hit.
-        toJson({ asOf: new Date().toISOString(), ...body as object })
-      );
-      // The slot is held until the database is really done, even when
-      // the client got its 503 long before.
-      work.then(release, release);
-      return work;
-    };
+    const run = () =>
+      lane.limiter.acquire()?.then((release) => {
+        const work = hit.route.handler({
+          db: lane.db,
+          config,
+          req,
+          url,
+          path: hit.m!.pathname.groups,
+          params,
+          services,
+          isAllowedHost,
+        }).then((body) =>
+          // Kept as text: a cached result is serialised once, not per hit.
+          toJson({ asOf: new Date().toISOString(), ...body as object })
+        );
+        // The slot is held until the database is really done, even when
+        // the client got its 503 long before.
+        work.then(release, release);
+        return work;
+      });
     const ttlMs = policy?.ttlMs ?? 0;
     const pending = isRead
       ? cache.get(
@@ -318,6 +348,7 @@ export function createHandler(
       body = await withTimeout(pending, requestTimeoutMs, "request");
     } catch (err) {
       if (err instanceof ApiError) throw err;
+      if (err instanceof BusyError) return busy();
       log.warn("request failed or timed out", {
         path: url.pathname,
         error: err,
