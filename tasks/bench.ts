@@ -8,7 +8,7 @@
 import { parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
 import { type BenchRow, formatBenchTable } from "../pipeline/bench/report.ts";
-import { requireServices } from "../pipeline/testing.ts";
+import { requireServices } from "../pipeline/testing/env.ts";
 import { parsePeer, type Peer } from "../pipeline/bench/spark_flag.ts";
 import {
   SOAK_FLAGS,

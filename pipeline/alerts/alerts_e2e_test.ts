@@ -17,7 +17,7 @@ import type { Producer } from "kafkajs";
 import { loadConfig } from "../config.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createGenerator, type GeneratedRecord } from "../events/generator.ts";
 import { SCHEMA_VERSION } from "../events/schema.ts";
 import { UuidV7Factory } from "../events/ids.ts";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { startWebhookReceiver } from "../notify/receivers.ts";
 import { AlertEvaluator } from "./evaluator.ts";

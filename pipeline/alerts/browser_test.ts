@@ -10,10 +10,10 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { buildSite } from "../site/build.ts";
-import { artifactPath, launchBrowser, openPage } from "../site/browser.ts";
+import { artifactPath, launchBrowser, openPage } from "../testing/browser.ts";
 import { startWebhookReceiver } from "../notify/receivers.ts";
 import { AlertEvaluator } from "./evaluator.ts";
 import { validateRule } from "./rules.ts";

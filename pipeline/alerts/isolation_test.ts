@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { startWebhookReceiver } from "../notify/receivers.ts";
 import { AlertEvaluator } from "./evaluator.ts";
 import { METRIC_IDS, validateRule } from "./rules.ts";

@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { startApi } from "./server.ts";
 import { ROUTES } from "./routes.ts";
-import { createTestDb } from "../site/testdb.ts";
+import { createTestDb } from "../testing/site_db.ts";
 import {
   insertEvents,
   insertPipelineState,
   makeEvents,
-} from "../site/fixtures.ts";
+} from "../testing/site_fixtures.ts";
 
 Deno.test({
   name: "API: validated read-only endpoints over monitoring and ops",

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { int } from "./params.ts";
 import type { Route } from "./routes.ts";
 import { startApi } from "./server.ts";

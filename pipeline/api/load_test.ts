@@ -30,7 +30,7 @@ import {
   insertEvents,
   insertPipelineState,
   makeEvents,
-} from "../site/fixtures.ts";
+} from "../testing/site_fixtures.ts";
 import { REQUEST_TIMEOUT_MS } from "./server.ts";
 
 const FULL = setting("LOGPIPE_TEST_API_LOAD") === "full";

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createPool } from "../clients/postgres.ts";
 import { REJECT_REASON_LIST } from "../events/schema.ts";
 import { startApi } from "./server.ts";

@@ -4,7 +4,7 @@
 // raw-zone Parquet agrees with the marts. Surrogate keys, load timestamps
 // and row order must not leak into the marts' content.
 import assert from "node:assert/strict";
-import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
+import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
 import { fingerprintMarts } from "./fingerprint.ts";
 import { queryRawZone } from "../zones/readers.ts";
 import { withConnection } from "../clients/postgres.ts";

@@ -19,7 +19,7 @@ import pg from "pg";
 import { createKafka } from "../clients/kafka.ts";
 import { createGenerator, type GeneratedRecord } from "../events/generator.ts";
 import { EVENT_TYPES } from "../events/schema.ts";
-import { createTestEnv, runTask } from "../testing.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { readZones } from "../zones/readers.ts";
 
 interface Sent {

@@ -14,8 +14,8 @@ import {
 } from "../notify/receivers.ts";
 import { runDag } from "./dag.ts";
 import { RunLock } from "./lock.ts";
-import { RawZoneFixture } from "./raw_fixture.ts";
-import { createTestEnv } from "../testing.ts";
+import { RawZoneFixture } from "../testing/raw_fixture.ts";
+import { createTestEnv } from "../testing/env.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO = Deno.execPath();

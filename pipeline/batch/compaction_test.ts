@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import pg from "pg";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { COMPACTION_PHASES } from "../zones/compaction.ts";
 import { readZones } from "../zones/readers.ts";
 import { listRawFiles } from "../zones/raw_listing.ts";
-import { RawZoneFixture } from "./raw_fixture.ts";
+import { RawZoneFixture } from "../testing/raw_fixture.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 

@@ -5,7 +5,7 @@ import { createWebHdfs } from "../clients/webhdfs.ts";
 import { logger } from "../log.ts";
 import { duckTypeFor, exportMarts } from "./export.ts";
 import { latestExportDir } from "../zones/exports.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 
 Deno.test("Postgres types map to exact DuckDB types", () => {
   const c = (

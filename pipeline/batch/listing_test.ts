@@ -15,7 +15,7 @@ import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { setting } from "../config.ts";
 import { logger } from "../log.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { runDag } from "./dag.ts";
 import { TinyRawFiles, type TinySpec } from "./tiny_files.ts";
 

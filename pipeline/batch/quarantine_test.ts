@@ -18,10 +18,10 @@ import { logger } from "../log.ts";
 import type { RunNotice, TaskFailureNotice } from "../notify/messages.ts";
 import type { ServiceCheck } from "../probes/probes.ts";
 import type { BatchNotifier } from "../notify/notifier.ts";
-import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
+import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { runDag } from "./dag.ts";
-import { writeRawRows } from "./raw_fixture.ts";
+import { writeRawRows } from "../testing/raw_fixture.ts";
 
 const quiet = logger("quarantine-test");
 const SKIP = ["dbt", "export", "compaction"] as const;

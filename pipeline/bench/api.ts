@@ -4,7 +4,7 @@
  * tables filled by the real producer and consumer. Target: p95 ≤ 50 ms.
  * There is no reference tool for our own API; the row says so.
  */
-import { createTestEnv, runTask } from "../testing.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { percentile } from "../consumer/metrics.ts";
 import { type BenchRow, benchRow } from "./report.ts";

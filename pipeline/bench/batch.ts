@@ -17,8 +17,8 @@ import { logger } from "../log.ts";
 import { runDag } from "../batch/dag.ts";
 import { loadFiles } from "../batch/loader.ts";
 import { listRawFiles } from "../zones/raw_listing.ts";
-import { RawZoneFixture } from "../batch/raw_fixture.ts";
-import { createTestEnv } from "../testing.ts";
+import { RawZoneFixture } from "../testing/raw_fixture.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { type BenchRow, benchRow } from "./report.ts";
 import { psqlCommand } from "./psql.ts";
 

@@ -15,14 +15,14 @@
  */
 import { Buffer } from "node:buffer";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { createTestEnv, type TestEnv } from "../testing.ts";
+import { createTestEnv, type TestEnv } from "../testing/env.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { kafkaToolCommand } from "../services/kafka.ts";
 import { createGenerator, recordBytes } from "../events/generator.ts";
 import { logger } from "../log.ts";
 import { type BenchRow, benchRow } from "./report.ts";
-import { spawnConsumer } from "../consumer/test_support.ts";
+import { spawnConsumer } from "../testing/consumer.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
 import { delay } from "../async.ts";
 

@@ -5,10 +5,14 @@
  * 2-core machine). Runs on its own database (createTestEnv), fed by the
  * seeded raw fixture, and cleans up.
  */
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { failedNodes, runDbt } from "../dbt/toolchain.ts";
-import { generateEvents, insertRows, seedRaw } from "../dbt/fixtures.ts";
+import {
+  generateEvents,
+  insertRows,
+  seedRaw,
+} from "../testing/dbt_fixtures.ts";
 import { logger } from "../log.ts";
 
 import { type BenchRow, benchRow } from "./report.ts";

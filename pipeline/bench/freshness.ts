@@ -10,7 +10,7 @@
  *    schedule an event also waits up to one interval (5 min on average),
  *    which the row states rather than sleeps through.
  */
-import { createTestEnv, runTask } from "../testing.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { percentile } from "../consumer/metrics.ts";
 import { type BenchRow, benchRow } from "./report.ts";

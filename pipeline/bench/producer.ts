@@ -12,7 +12,7 @@
  * 2. the producer process's peak RSS (VmHWM). Target ≤ 200 MB.
  * Optionally (`parallel`) the same run with `--parallel` (worker threads).
  */
-import { createTestEnv, type TestEnv } from "../testing.ts";
+import { createTestEnv, type TestEnv } from "../testing/env.ts";
 import { kafkaToolCommand } from "../services/kafka.ts";
 import { createGenerator } from "../events/generator.ts";
 import { GZIP_LEVEL } from "../producer/sinks.ts";

@@ -24,14 +24,14 @@
 import { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { Buffer } from "node:buffer";
 import type { Config } from "../config.ts";
-import { createTestEnv, type TestEnv } from "../testing.ts";
+import { createTestEnv, type TestEnv } from "../testing/env.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createWebHdfs, type WebHdfs } from "../clients/webhdfs.ts";
 import { createGenerator, recordBytes } from "../events/generator.ts";
 import * as schema from "../events/schema.ts";
 import { FLAT_COLUMN_NAMES } from "../events/flatten.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/names.ts";
-import { spawnConsumer } from "../consumer/test_support.ts";
+import { spawnConsumer } from "../testing/consumer.ts";
 import { logger } from "../log.ts";
 import { CLOCK_TICKS, parseProcStat, rssBytes } from "./proc.ts";
 import { type BenchRow, benchRow } from "./report.ts";

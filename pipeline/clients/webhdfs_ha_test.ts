@@ -6,7 +6,7 @@
 // HTTPS front with a self-signed certificate (LOGPIPE_WEBHDFS_CA).
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { portIsFree } from "../services/process.ts";
 import { createWebHdfs, WebHdfs, WebHdfsError } from "./webhdfs.ts";
 

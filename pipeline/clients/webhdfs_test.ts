@@ -1,6 +1,6 @@
 // The WebHDFS client against the real local HDFS (NameNode + DataNode).
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createWebHdfs, WebHdfsError } from "./webhdfs.ts";
 
 Deno.test("WebHDFS: create, append, overwrite, list, rename, read, delete", async () => {

@@ -14,13 +14,13 @@
  * from outside at random moments.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import {
   assertExactlyOnce,
   consumeUntilCaughtUp,
   produceGenerated,
   spawnConsumer,
-} from "./test_support.ts";
+} from "../testing/consumer.ts";
 import { mulberry32 } from "../events/rng.ts";
 
 const COUNT = Math.round(

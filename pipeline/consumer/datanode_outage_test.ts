@@ -9,7 +9,7 @@
  * DataNode is always restarted (finally), then checked healthy.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { loadConfig } from "../config.ts";
 import { startService, stopService, waitHealthy } from "../services/manager.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
@@ -17,7 +17,7 @@ import {
   assertExactlyOnce,
   produceGenerated,
   spawnConsumer,
-} from "./test_support.ts";
+} from "../testing/consumer.ts";
 
 const COUNT = Math.round(
   Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 120_000,

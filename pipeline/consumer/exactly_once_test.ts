@@ -5,12 +5,12 @@
  * else. Real Kafka, HDFS and Postgres, isolated by createTestEnv.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import {
   assertExactlyOnce,
   consumeUntilCaughtUp,
   produceGenerated,
-} from "./test_support.ts";
+} from "../testing/consumer.ts";
 
 const COUNT = Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 200_000;
 

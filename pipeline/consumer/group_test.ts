@@ -5,13 +5,13 @@
  * batch from HDFS, and the zones hold every record exactly once.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import {
   assertExactlyOnce,
   produceGenerated,
   spawnConsumer,
-} from "./test_support.ts";
+} from "../testing/consumer.ts";
 
 const COUNT = Math.round(
   Number(Deno.env.get("LOGPIPE_TEST_SCALE") ?? "1") * 150_000,

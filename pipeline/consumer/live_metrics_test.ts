@@ -13,10 +13,10 @@
  * the first had not (the last counted offset per partition is in Postgres).
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { createPool } from "../clients/postgres.ts";
-import { produceGenerated, spawnConsumer } from "./test_support.ts";
+import { produceGenerated, spawnConsumer } from "../testing/consumer.ts";
 import { MetricsWriter } from "./metrics_writer.ts";
 
 const COUNT = 30_000;

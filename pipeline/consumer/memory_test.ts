@@ -17,13 +17,13 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { CompressionTypes } from "kafkajs";
-import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
+import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { readZones } from "../zones/readers.ts";
 import { DEAD_LETTER_PREFIX_BYTES } from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
 import { CONSUMER_RSS_LIMIT_MB } from "../runtime.ts";
-import { spawnConsumer } from "./test_support.ts";
+import { spawnConsumer } from "../testing/consumer.ts";
 
 /** Sum of VmRSS over a process and its descendants, in bytes. */
 async function treeRss(pid: number): Promise<number> {

@@ -6,7 +6,7 @@
  * longer add counts.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createPool } from "../clients/postgres.ts";
 import { MetricsAggregator } from "./metrics.ts";
 import { MetricsWriter } from "./metrics_writer.ts";

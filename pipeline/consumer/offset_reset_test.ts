@@ -13,11 +13,11 @@
  *    skipped range (reason retention), the rest consumed.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createKafka, deleteTopic, ensureTopic } from "../clients/kafka.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { readZones } from "../zones/readers.ts";
-import { produceGenerated, spawnConsumer } from "./test_support.ts";
+import { produceGenerated, spawnConsumer } from "../testing/consumer.ts";
 
 async function run(
   env: Record<string, string>,

@@ -14,12 +14,12 @@
  * point renames a partial batch whose offsets B also committed.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import {
   assertExactlyOnce,
   produceGenerated,
   spawnConsumer,
-} from "./test_support.ts";
+} from "../testing/consumer.ts";
 
 const COUNT = 30_000;
 

@@ -20,11 +20,11 @@
  */
 import assert from "node:assert/strict";
 import pg from "pg";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { loadConfig } from "../config.ts";
 import { migrate } from "../postgres/migrate.ts";
 import { failedNodes, runDbt } from "./toolchain.ts";
-import { seedRaw } from "./fixtures.ts";
+import { seedRaw } from "../testing/dbt_fixtures.ts";
 import { readTmdlModel } from "../powerbi/tmdl.ts";
 
 const MODEL_DIR = new URL(

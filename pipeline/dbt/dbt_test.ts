@@ -4,7 +4,7 @@
  * fills raw.* with the seeded fixture and runs dbt through runDbt.
  */
 import assert from "node:assert/strict";
-import { createTestEnv, type TestEnv } from "../testing.ts";
+import { createTestEnv, type TestEnv } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import {
   type DbtRunResult,
@@ -12,7 +12,11 @@ import {
   generateDocs,
   runDbt,
 } from "./toolchain.ts";
-import { generateEvents, insertRows, seedRaw } from "./fixtures.ts";
+import {
+  generateEvents,
+  insertRows,
+  seedRaw,
+} from "../testing/dbt_fixtures.ts";
 
 const START = new Date("2026-03-01T00:00:00Z");
 

@@ -12,7 +12,7 @@
 // run beside other tests (deno test runs files one after the other).
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
-import { createTestEnv, runTask } from "../testing.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { Supervisor } from "../supervisor.ts";
 import {
   type ServiceName,

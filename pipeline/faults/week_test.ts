@@ -22,8 +22,8 @@
 // 10-minute slots as the schedule has them (1,008 batch runs), more
 // traffic, a kill in every third slot.
 import assert from "node:assert/strict";
-import { createTestEnv, runTask, type TestEnv } from "../testing.ts";
-import { spawnConsumer } from "../consumer/test_support.ts";
+import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
+import { spawnConsumer } from "../testing/consumer.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/mod.ts";
 import { delay as sleep } from "../async.ts";

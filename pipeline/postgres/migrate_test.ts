@@ -1,6 +1,6 @@
 // Migrations and the read-only BI role, on the real local PostgreSQL.
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { migrate, migrationFiles } from "./migrate.ts";
 

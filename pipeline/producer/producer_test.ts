@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Config } from "../config.ts";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
-import { createTestEnv, requireServices, runTask } from "../testing.ts";
+import { createTestEnv, requireServices, runTask } from "../testing/env.ts";
 import { startService, stopService, waitHealthy } from "../services/manager.ts";
 import { BAD_KINDS } from "../events/generator.ts";
 import { validateEvent } from "../events/schema.ts";

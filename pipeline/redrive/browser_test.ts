@@ -11,10 +11,10 @@
 import assert from "node:assert/strict";
 import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { startApi } from "../api/server.ts";
 import { buildSite } from "../site/build.ts";
-import { artifactPath, launchBrowser, openPage } from "../site/browser.ts";
+import { artifactPath, launchBrowser, openPage } from "../testing/browser.ts";
 import { REJECT_REASONS } from "../events/schema.ts";
 import {
   deadLetterPartitionDir,

@@ -21,10 +21,10 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createGenerator } from "../events/generator.ts";
 import type { Event } from "../events/schema.ts";
-import { consumeUntilCaughtUp, readZones } from "../consumer/test_support.ts";
+import { consumeUntilCaughtUp, readZones } from "../testing/consumer.ts";
 import { startApi } from "../api/server.ts";
 import { redrive, REDRIVEN_FROM_HEADER } from "./redrive.ts";
 

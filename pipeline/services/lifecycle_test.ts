@@ -3,7 +3,7 @@
 // test runner asks for it, as its very last step (LOGPIPE_TEST_LIFECYCLE=1).
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { withConnection } from "../clients/postgres.ts";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { createPool } from "../clients/postgres.ts";
 import { startApi } from "../api/server.ts";
-import { launchBrowser, openPage } from "./browser.ts";
+import { launchBrowser, openPage } from "../testing/browser.ts";
 
 const PAGE = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>csp</title>

@@ -10,13 +10,13 @@
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { createTestEnv, runTask } from "../testing.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { withConnection } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { latestExportDir } from "../zones/exports.ts";
 import { startApi } from "../api/server.ts";
 import { buildSite } from "./build.ts";
-import { artifactPath, launchBrowser, openPage } from "./browser.ts";
+import { artifactPath, launchBrowser, openPage } from "../testing/browser.ts";
 import type { ArchiveMeta } from "./loaders.ts";
 
 const money = (x: number | string | null) =>

@@ -11,10 +11,14 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { startApi } from "../api/server.ts";
 import { buildSite } from "./build.ts";
-import { artifactPath, launchBrowser, openPage } from "./browser.ts";
-import { createTestDb } from "./testdb.ts";
-import { runTask } from "../testing.ts";
-import { insertEvents, insertPipelineState, makeEvents } from "./fixtures.ts";
+import { artifactPath, launchBrowser, openPage } from "../testing/browser.ts";
+import { createTestDb } from "../testing/site_db.ts";
+import { runTask } from "../testing/env.ts";
+import {
+  insertEvents,
+  insertPipelineState,
+  makeEvents,
+} from "../testing/site_fixtures.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const PAGES = [

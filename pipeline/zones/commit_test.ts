@@ -10,7 +10,7 @@
  * the marker; batch folders of the layout before epochs are rolled forward.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { formatDataFileName } from "./names.ts";
 import {

@@ -13,7 +13,7 @@
  * is measured on the same files and printed.
  */
 import assert from "node:assert/strict";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "../testing/env.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { formatDataFileName, rawPartitionDir } from "./names.ts";
 import { HdfsCommitter } from "./commit.ts";

@@ -6,13 +6,13 @@
  *   const t = await createTestEnv("consumer_crash");
  *   try { ... spawn tasks with { env: t.env } ... } finally { await t.cleanup(); }
  */
-import { retry } from "./async.ts";
-import { type Config, loadConfig, setting } from "./config.ts";
-import { deleteTopic, ensureTopic } from "./clients/kafka.ts";
-import { createWebHdfs } from "./clients/webhdfs.ts";
-import { withConnection } from "./clients/postgres.ts";
-import { migrate } from "./postgres/migrate.ts";
-import { servicesStatus } from "./services/manager.ts";
+import { retry } from "../async.ts";
+import { type Config, loadConfig, setting } from "../config.ts";
+import { deleteTopic, ensureTopic } from "../clients/kafka.ts";
+import { createWebHdfs } from "../clients/webhdfs.ts";
+import { withConnection } from "../clients/postgres.ts";
+import { migrate } from "../postgres/migrate.ts";
+import { servicesStatus } from "../services/manager.ts";
 
 export interface TestEnv {
   /** Short unique id (lowercase letters, digits, _). */

@@ -1,11 +1,11 @@
 /**
  * An isolated, migrated database for the API and site tests (with its own
- * topic and HDFS root, from `createTestEnv` in pipeline/testing.ts), and a
+ * topic and HDFS root, from `createTestEnv` in pipeline/testing/env.ts), and a
  * small pool on it.
  */
 import pg from "pg";
 import type { Config } from "../config.ts";
-import { createTestEnv } from "../testing.ts";
+import { createTestEnv } from "./env.ts";
 
 export interface TestDb {
   config: Config;
