@@ -26,7 +26,7 @@ export const PRODUCER_RUNTIME: ComponentRuntime = {
  * under this whatever the record sizes, up to the broker's maximum
  * (pipeline/consumer/memory_test.ts). What it is made of: the V8 old space,
  * capped below; DuckDB's Parquet conversion, capped by its memory_limit
- * (128 MB, parquet_writer.ts) plus its allocator's slack; one fetch response
+ * (128 MB, zones/parquet_writer.ts) plus its allocator's slack; one fetch response
  * (6 MB, or one record batch of up to the broker's 4 MiB message limit) and
  * its decompressed records; and Deno's own ~60 MB. Batches spill to disk
  * past 1 MB of lines, too-large records are dead-lettered from a 4 KiB

@@ -19,7 +19,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import type { Pool } from "../clients/postgres.ts";
 import type { WebHdfs } from "../clients/webhdfs.ts";
 import { FLAT_COLUMNS, NO_DETAILS } from "../events/flatten.ts";
-import { readJsonColumns } from "../consumer/parquet_writer.ts";
+import { readJsonColumns } from "../zones/parquet_writer.ts";
 import { formatDataFileName, rawPartitionDir } from "../zones/names.ts";
 
 const ID_MARK = "tiny-AAAAAAAAAAAAAAAAAAAA";

@@ -10,7 +10,7 @@
  */
 import { formatDataFileName } from "../zones/names.ts";
 import type { BatchFile, HdfsCommitter } from "../zones/commit.ts";
-import type { ParquetWriter } from "./parquet_writer.ts";
+import type { ParquetWriter } from "../zones/parquet_writer.ts";
 import type { MetricsAggregator } from "./metrics.ts";
 import {
   CONSUMER_BACKOFF,

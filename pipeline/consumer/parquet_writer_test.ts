@@ -9,7 +9,7 @@ import { createGenerator, recordBytes } from "../events/generator.ts";
 import { validateEvent } from "../events/schema.ts";
 import { FLAT_COLUMNS, type FlatRow, flattenEvent } from "../events/flatten.ts";
 import { MicroBatch } from "./micro_batch.ts";
-import { ParquetWriter } from "./parquet_writer.ts";
+import { ParquetWriter } from "../zones/parquet_writer.ts";
 
 /** DuckDB's DESCRIBE spells TIMESTAMPTZ out. */
 function duckdbTypeName(t: string): string {

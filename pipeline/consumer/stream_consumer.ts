@@ -28,7 +28,7 @@ import { createPool, type Pool } from "../clients/postgres.ts";
 import { type Logger, logger } from "../log.ts";
 import { HdfsCommitter } from "../zones/commit.ts";
 import { type BatchLimits, DEFAULT_LIMITS, MicroBatch } from "./micro_batch.ts";
-import { ParquetWriter } from "./parquet_writer.ts";
+import { ParquetWriter } from "../zones/parquet_writer.ts";
 import { MetricsAggregator } from "./metrics.ts";
 import { MetricsWriter } from "./metrics_writer.ts";
 import { type Failpoint, Failpoints } from "./failpoints.ts";

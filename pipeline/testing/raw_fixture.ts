@@ -12,7 +12,7 @@ import {
   rawPartitionDir,
   utcDateHour,
 } from "../zones/names.ts";
-import { ParquetWriter } from "../consumer/parquet_writer.ts";
+import { ParquetWriter } from "../zones/parquet_writer.ts";
 import { type FlatRow, flattenEvent } from "../events/flatten.ts";
 import { createGenerator, type EventGenerator } from "../events/generator.ts";
 

@@ -18,6 +18,10 @@
  * events (208 MB of NDJSON) 164 MB; 8,000 rows of 20 KB 199 MB, which
  * without the byte bound runs out of the 128 MB limit; at DuckDB's default
  * 122,880-row groups a 200,000-row file needs 355 MB.
+ *
+ * It lives in zones/ because it fixes the raw zone's file format, which more
+ * than one stage depends on: the consumer writes with it and the batch's
+ * tiny-file merge reads back with `readJsonColumns`.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import { FLAT_COLUMNS } from "../events/flatten.ts";
