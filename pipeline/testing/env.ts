@@ -131,7 +131,7 @@ export async function runTask(
   args: string[] = [],
   opts: { stdin?: Uint8Array; extraEnv?: Record<string, string> } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const root = new URL("..", import.meta.url).pathname;
+  const root = new URL("../..", import.meta.url).pathname; // the project root
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${root}tasks/${file}`, ...args],
     cwd: root,
