@@ -8,35 +8,46 @@
  */
 import type { Db } from "../api/queries.ts";
 import { mulberry32 } from "../events/rng.ts";
-import { REJECT_REASON_LIST } from "../events/schema.ts";
+import {
+  COUNTRIES,
+  COUNTRY_CODES,
+  DEVICE_TYPES,
+  ERROR_CODES,
+  type ErrorCode,
+  EVENT_TYPE_SERVICE,
+  EVENT_TYPES,
+  type EventType,
+  levelFor,
+  PAYMENT_METHODS,
+  PRODUCT_COUNT,
+  REJECT_REASON_LIST,
+  SCHEMA_VERSION,
+  USER_COUNT,
+} from "../events/schema.ts";
 
-const CITIES: Record<string, string[]> = {
-  US: ["New York", "San Francisco", "Chicago", "Austin"],
-  GB: ["London", "Manchester", "Liverpool"],
-  DE: ["Berlin", "Munich", "Frankfurt"],
-  IN: ["Mumbai", "Delhi", "Bangalore"],
-  EG: ["Cairo", "Alexandria", "Giza"],
-  FR: ["Paris", "Lyon", "Marseille"],
-  ES: ["Madrid", "Barcelona", "Valencia"],
-  SA: ["Riyadh", "Jeddah", "Mecca"],
-};
-const TYPES: [string, number][] = [
-  ["product_view", 0.34],
-  ["search", 0.2],
-  ["add_to_cart", 0.14],
-  ["purchase", 0.1],
-  ["order_complete", 0.08],
-  ["order_failed", 0.04],
-  ["error", 0.1],
-];
-const DEVICES = ["desktop", "mobile", "tablet"];
+// Reference data comes from the event contract, so the fixture cannot drift
+// from what the producer sends; only the mix (weights, the four error codes,
+// the search words) is the fixture's own.
+const CITIES: Record<string, string[]> = Object.fromEntries(
+  COUNTRY_CODES.map((c) => [c, COUNTRIES[c].cities.map((city) => city.name)]),
+);
+/** Share of each event type, in the contract's order. */
+const TYPE_WEIGHTS = {
+  product_view: 0.34,
+  search: 0.2,
+  add_to_cart: 0.14,
+  purchase: 0.1,
+  order_complete: 0.08,
+  order_failed: 0.04,
+  error: 0.1,
+} as const satisfies Record<EventType, number>;
+const TYPES: [EventType, number][] = EVENT_TYPES.map((t) => [
+  t,
+  TYPE_WEIGHTS[t],
+]);
+const DEVICES = [...DEVICE_TYPES];
 const QUERIES = ["laptop", "shoes", "t-shirt", "book", "headphones", "sofa"];
-const ERRORS: [string, string, number][] = [
-  ["PAY-402", "Payment processing failed", 402],
-  ["INV-504", "Inventory check timeout", 504],
-  ["AUTH-401", "User authentication error", 401],
-  ["CAT-404", "Product not found", 404],
-];
+const ERRORS: ErrorCode[] = ["PAY-402", "INV-504", "AUTH-401", "CAT-404"];
 
 /** One flattened live-feed row (monitoring.recent_events). */
 export interface RecentEventRow {
@@ -78,7 +89,7 @@ export function makeEvents(
   const countries = Object.keys(CITIES);
   for (let i = 0; i < count; i++) {
     let x = r();
-    let type = TYPES[0][0];
+    let type: EventType = TYPES[0][0];
     for (const [t, w] of TYPES) {
       if ((x -= w) < 0) {
         type = t;
@@ -90,21 +101,21 @@ export function makeEvents(
       end.getTime() - spanSecs * 1000 +
         Math.floor((i + 0.5) * spanSecs * 1000 / count),
     );
-    const isError = type === "error" || type === "order_failed";
-    const err = pick(ERRORS);
+    const errorCode = pick(ERRORS);
+    const err = ERROR_CODES[errorCode];
     const amount = ["purchase", "order_complete", "order_failed"].includes(type)
       ? Math.round((20 + r() * 900) * 100) / 100
       : null;
     const productId = type === "search" || type === "error"
       ? null
-      : `prod_${String(1 + Math.floor(r() * 10000)).padStart(5, "0")}`;
+      : `prod_${String(1 + Math.floor(r() * PRODUCT_COUNT)).padStart(5, "0")}`;
     const row: RecentEventRow = {
       event_id: `evt-${seed}-${String(i).padStart(6, "0")}`,
       event_ts: ts,
       event_type: type,
-      level: isError ? "ERROR" : "INFO",
-      service: type === "error" ? "checkout" : "storefront",
-      user_id: `user_${1 + Math.floor(r() * 2000)}`,
+      level: "INFO", // set below from the contract, once the response time is known
+      service: type === "error" ? err.service : EVENT_TYPE_SERVICE[type],
+      user_id: `user_${1 + Math.floor(r() * USER_COUNT)}`,
       session_id: `sess_${seed}_${Math.floor(i / 5)}`,
       device_type: pick(DEVICES),
       geo_country: country,
@@ -114,15 +125,16 @@ export function makeEvents(
       order_id: amount !== null ? `ord_${seed}_${i}` : null,
       amount,
       search_query: type === "search" ? pick(QUERIES) : null,
-      error_code: type === "error" ? err[0] : null,
+      error_code: type === "error" ? errorCode : null,
       event_json: {},
       kafka_partition: i % 6,
       kafka_offset: Math.floor(i / 6),
     };
+    row.level = levelFor(type, row.response_time_ms);
     Object.assign(row, overrides[i] ?? {});
     row.event_json = {
       event_id: row.event_id,
-      schema_version: 1,
+      schema_version: SCHEMA_VERSION,
       event_type: row.event_type,
       event_ts: row.event_ts.toISOString(),
       level: row.level,
@@ -135,9 +147,17 @@ export function makeEvents(
       details: row.event_type === "search"
         ? { query: row.search_query, results_count: Math.floor(r() * 50) }
         : row.event_type === "error"
-        ? { error_code: row.error_code, message: err[1], http_status: err[2] }
+        ? {
+          error_code: row.error_code,
+          message: err.message,
+          http_status: err.http_status,
+        }
         : amount !== null
-        ? { order_id: row.order_id, amount: row.amount, payment_method: "card" }
+        ? {
+          order_id: row.order_id,
+          amount: row.amount,
+          payment_method: PAYMENT_METHODS[0],
+        }
         : { product_id: row.product_id },
     };
     out.push(row);
