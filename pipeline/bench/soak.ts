@@ -1105,7 +1105,7 @@ export function formatSoakReport(r: SoakResult): string {
       f.verdict,
     ]),
   ));
-  out.push("\nRaw-zone files per event hour (last sample)\n");
+  out.push("\nRaw-zone files per event hour (last sample that listed them)\n");
   out.push(
     r.hours.length
       ? textTable(
@@ -1480,7 +1480,9 @@ export async function runSoak(
   await teardown();
 
   const fits = fitSoak(samples);
-  const last = samples.at(-1);
+  // The last sample whose raw-zone listing answered (one that failed, e.g.
+  // WebHDFS busy at the high rate, has no hours and would judge none).
+  const last = samples.findLast((s) => s.rawFiles !== null);
   const hours = last
     ? judgeHourFiles(
       last.rawHourFiles,
