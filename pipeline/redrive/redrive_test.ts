@@ -15,13 +15,14 @@
  *   exactly once, at the coordinates ops.redriven recorded;
  * - a second redrive sends nothing; hopeless dead letters stay dead;
  * - GET /api/dead-letters shows them newest first, filtered by reason, with
- *   coordinates, escaped bytes and their redrive state.
+ *   coordinates, escaped bytes and their redrive state;
+ * - the batch (load, dbt) then has each redriven event in fact_event once.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createKafka, topicEndOffsets } from "../clients/kafka.ts";
 import { createPool } from "../clients/postgres.ts";
-import { createTestEnv } from "../testing/env.ts";
+import { createTestEnv, runTask } from "../testing/env.ts";
 import { createGenerator } from "../events/generator.ts";
 import type { Event } from "../events/schema.ts";
 import { consumeUntilCaughtUp, readZones } from "../testing/consumer.ts";
@@ -56,7 +57,7 @@ async function runRedrive(env: Record<string, string>, args: string[]) {
 
 Deno.test({
   name:
-    "redrive: dead letters of a too-strict check reach the raw zone once after it is relaxed",
+    "redrive: dead letters of a too-strict check reach the raw zone and fact_event once after it is relaxed",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -415,6 +416,27 @@ Deno.test({
           assert.equal(r.redriven.topic, config.kafka.topic);
         }
       });
+
+      await step(
+        "the batch loads them: each redriven event is in fact_event once",
+        async () => {
+          const run = await runTask(env, "batch.ts", ["--skip", "export"]);
+          assert.equal(run.code, 0, run.stderr.slice(-3000));
+          const { rows } = await pool.query<{ event_id: string; n: number }>(
+            `select event_id::text, count(*)::int as n
+               from analytics.fact_event
+              where event_id::text = any($1::text[])
+              group by event_id`,
+            [[...future.keys()]],
+          );
+          assert.equal(rows.length, FUTURE, "every redriven event is a fact");
+          assert.ok(rows.every((r) => r.n === 1), JSON.stringify(rows));
+          const total = await pool.query<{ n: number }>(
+            "select count(*)::int as n from analytics.fact_event",
+          );
+          assert.equal(total.rows[0].n, VALID + FUTURE);
+        },
+      );
     } finally {
       await producer.disconnect().catch(() => {});
       await api.shutdown();
