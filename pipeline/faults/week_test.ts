@@ -16,11 +16,11 @@
 //     history in the zones). Recovery takes milliseconds, so differences
 //     under RECOVERY_FLOOR_MS count as noise.
 //
-// Opt-in: LOGPIPE_TEST_WEEK=short runs the short form (7 slots of one day,
-// 21 kills, dbt on two runs; about 7 minutes on a quiet machine, far more on
-// a loaded one); LOGPIPE_TEST_WEEK=full the full-size form (hours):
-// 10-minute slots as the schedule has them (1,008 batch runs), more
-// traffic, a kill in every third slot.
+// In the suite: the short form (7 slots of one day, 21 kills, dbt on two
+// runs; about 6 minutes on a quiet 2-core machine). LOGPIPE_TEST_WEEK=full
+// runs the full-size form instead (hours): 10-minute slots as the schedule
+// has them (1,008 batch runs), more traffic, a kill in every third slot;
+// LOGPIPE_TEST_WEEK=off skips it.
 import assert from "node:assert/strict";
 import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
 import { spawnConsumer } from "../testing/consumer.ts";
@@ -28,7 +28,12 @@ import { createWebHdfs } from "../clients/webhdfs.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/mod.ts";
 import { delay as sleep } from "../async.ts";
 
-const WEEK = Deno.env.get("LOGPIPE_TEST_WEEK");
+const WEEK = Deno.env.get("LOGPIPE_TEST_WEEK") ?? "short";
+if (!["short", "full", "off"].includes(WEEK)) {
+  throw new Error(
+    `LOGPIPE_TEST_WEEK must be short, full or off, not ${JSON.stringify(WEEK)}`,
+  );
+}
 const FULL = WEEK === "full";
 const DAY = 86_400_000;
 const PARTITIONS = 3;
@@ -45,7 +50,14 @@ const isBurst = (slot: number) =>
 /** dbt and export run on these slots' batches (every run in the full form: it is the schedule). */
 const withDbt = (slot: number) => FULL || slot === 3 || slot === SLOTS - 1;
 const SESSION_TIMEOUT_MS = 6_000;
-const RECOVERY_FLOOR_MS = 250;
+/**
+ * Recovery is a few NameNode round trips (markers, epochs), whose latency on
+ * a busy 2-core machine varies by a few hundred ms from one start to the
+ * next (seen: 114-533 ms in one run); a difference under this is noise.
+ * That recovery does not grow with history is proven at scale by
+ * zones/recovery_scale_test.ts (200,000 files).
+ */
+const RECOVERY_FLOOR_MS = 500;
 
 interface CleanRun {
   recoveryMs: number;
@@ -142,7 +154,7 @@ Deno.test({
   } week of event time: quiet stretches and bursts, ${
     Array.from({ length: SLOTS }, (_, s) => killsIn(s)).reduce((a, b) => a + b)
   } consumer kills, a batch after every slot; audit clean, one file per partition per closed hour, flat recovery`,
-  ignore: WEEK !== "short" && WEEK !== "full",
+  ignore: WEEK === "off",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
