@@ -32,16 +32,25 @@ function tail(text: string, lines = 15): string {
   return text.trim().split("\n").slice(-lines).join("\n");
 }
 
+/** What one dbt task try needs. */
+export interface DbtTaskOptions {
+  /** Runs the dbt command (runDbtCommand, or a stand-in in tests). */
+  runner: DbtRunner;
+  config: Config;
+  /** The dbt command and its arguments, e.g. ["run"]. */
+  args: string[];
+  ctx: TaskContext;
+  /** Where `dbt test` results are recorded. */
+  history: RunHistory;
+  /** The run's state: receives the failing tests' names. */
+  state: { failingTests?: string[] };
+  /** Kills a dbt command running longer. */
+  timeoutMs?: number;
+}
+
 /** Runs `dbt <args>` as a task try. */
-export async function dbtTask(
-  runner: DbtRunner,
-  config: Config,
-  args: string[],
-  ctx: TaskContext,
-  history: RunHistory,
-  state: { failingTests?: string[] },
-  timeoutMs?: number,
-): Promise<TaskResult> {
+export async function dbtTask(opts: DbtTaskOptions): Promise<TaskResult> {
+  const { runner, config, args, ctx, history, state, timeoutMs } = opts;
   const command = args[0];
   if (command === "snapshot") {
     // A snapshot selects from staging views (cdc_product ← stg_products),
