@@ -246,119 +246,148 @@ export const RULE_DEFAULTS = {
   enabled: true,
 } as const;
 
+// deno-lint-ignore no-control-regex -- rejecting control characters
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 /**
- * Validates `input` (parsed JSON) as a complete rule; fills optional fields
- * with RULE_DEFAULTS. Throws RuleValidationError listing every bad field.
+ * Reads a rule's fields one by one, collecting a FieldError for each bad
+ * one (in the order read) instead of stopping at the first.
  */
-export function validateRule(input: unknown): AlertRule {
-  const errors: FieldError[] = [];
-  const err = (field: string, message: string) =>
-    errors.push({ field, message });
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new RuleValidationError([{
-      field: "(body)",
-      message: "a rule must be a JSON object",
-    }]);
-  }
-  const r = input as Raw;
-  for (const k of Object.keys(r)) {
-    if (!ALLOWED_FIELDS.has(k)) {
-      err(k, `unknown field (allowed: ${[...ALLOWED_FIELDS].join(", ")})`);
-    }
+class FieldReader {
+  readonly errors: FieldError[] = [];
+  constructor(readonly r: Raw) {}
+
+  /** Records what is wrong with `field`. */
+  err(field: string, message: string): void {
+    this.errors.push({ field, message });
   }
 
-  const str = (field: string, max: number, required: boolean) => {
-    const v = r[field];
+  /** A trimmed string of at most `max` characters, no control characters. */
+  str(field: string, max: number, required: boolean): string | undefined {
+    const v = this.r[field];
     if (v === undefined || v === null) {
-      if (required) err(field, "is required");
+      if (required) this.err(field, "is required");
       return undefined;
     }
     if (typeof v !== "string") {
-      err(field, `must be a string, got ${typeOf(v)}`);
+      this.err(field, `must be a string, got ${typeOf(v)}`);
       return undefined;
     }
     const t = v.trim();
-    if (required && !t) err(field, "must not be empty");
-    else if (t.length > max) err(field, `must be at most ${max} characters`);
-    // deno-lint-ignore no-control-regex -- rejecting control characters
-    else if (/[\u0000-\u001f\u007f]/.test(t)) {
-      err(field, "must not contain control characters");
+    if (required && !t) this.err(field, "must not be empty");
+    else if (t.length > max) {
+      this.err(field, `must be at most ${max} characters`);
+    } else if (CONTROL_CHARS.test(t)) {
+      this.err(field, "must not contain control characters");
     }
     return t;
-  };
-  const num = (field: string, required: boolean) => {
-    const v = r[field];
+  }
+
+  /** A finite number. */
+  num(field: string, required: boolean): number | undefined {
+    const v = this.r[field];
     if (v === undefined || v === null) {
-      if (required) err(field, "is required");
+      if (required) this.err(field, "is required");
       return undefined;
     }
     if (typeof v !== "number" || !Number.isFinite(v)) {
-      err(field, `must be a finite number, got ${typeOf(v)}`);
+      this.err(field, `must be a finite number, got ${typeOf(v)}`);
       return undefined;
     }
     return v;
-  };
-  const secs = (field: string, min: number, max: number, fallback: number) => {
-    const v = r[field];
+  }
+
+  /** A whole number of seconds in [min, max]; `fallback` when absent or not an integer. */
+  secs(field: string, min: number, max: number, fallback: number): number {
+    const v = this.r[field];
     if (v === undefined) return fallback;
     if (typeof v !== "number" || !Number.isInteger(v)) {
-      err(field, `must be an integer number of seconds, got ${typeOf(v)}`);
+      this.err(field, `must be an integer number of seconds, got ${typeOf(v)}`);
       return fallback;
     }
     if (v < min || v > max) {
-      err(field, `must be between ${min} and ${max} seconds, got ${v}`);
+      this.err(field, `must be between ${min} and ${max} seconds, got ${v}`);
     }
     return v;
-  };
+  }
+}
 
-  const name = str("name", 120, true);
-  const description = str("description", 1000, false) ??
+/** Rejects fields a rule does not have. */
+function checkKnownFields(f: FieldReader): void {
+  for (const k of Object.keys(f.r)) {
+    if (!ALLOWED_FIELDS.has(k)) {
+      f.err(k, `unknown field (allowed: ${[...ALLOWED_FIELDS].join(", ")})`);
+    }
+  }
+}
+
+/** name, description and id (made from the name when absent). */
+function readNaming(f: FieldReader) {
+  const name = f.str("name", 120, true);
+  const description = f.str("description", 1000, false) ??
     RULE_DEFAULTS.description;
-  let id = r.id === undefined ? undefined : str("id", 64, true);
+  let id = f.r.id === undefined ? undefined : f.str("id", 64, true);
   if (id !== undefined && !ID_RE.test(id)) {
-    err("id", "must be 1-64 lowercase letters, digits, '-' or '_'");
+    f.err("id", "must be 1-64 lowercase letters, digits, '-' or '_'");
   }
   id ??= name ? slugify(name) : undefined;
+  return { name, description, id };
+}
 
+/** The metric, and the window its values are taken over (bounds by metric). */
+function readMetric(f: FieldReader) {
+  const { r } = f;
   let metric: MetricId | undefined;
-  if (r.metric === undefined) err("metric", "is required");
+  if (r.metric === undefined) f.err("metric", "is required");
   else if (typeof r.metric !== "string") {
-    err("metric", `must be a string, got ${typeOf(r.metric)}`);
+    f.err("metric", `must be a string, got ${typeOf(r.metric)}`);
   } else if (!isMetricId(r.metric)) {
-    err("metric", new UnknownMetricError(r.metric).message);
+    f.err("metric", new UnknownMetricError(r.metric).message);
   } else metric = r.metric;
   const info: MetricInfo | undefined = metric ? METRICS[metric] : undefined;
 
   let windowSecs = 0;
-  if (r.window_secs === undefined) err("window_secs", "is required");
+  if (r.window_secs === undefined) f.err("window_secs", "is required");
   else {
-    windowSecs = secs(
+    windowSecs = f.secs(
       "window_secs",
       info?.minWindowSecs ?? 10,
       info?.maxWindowSecs ?? 86_400,
       0,
     );
   }
+  return { metric, info, windowSecs };
+}
 
+/**
+ * comparison, threshold and recover_threshold: the recover threshold lies on
+ * the safe side of the threshold; percentages lie in [0, 100].
+ */
+function readCondition(
+  f: FieldReader,
+  metric: MetricId | undefined,
+  info: MetricInfo | undefined,
+) {
+  const { r } = f;
   let comparison: Comparison | undefined;
-  if (r.comparison === undefined) err("comparison", "is required");
+  if (r.comparison === undefined) f.err("comparison", "is required");
   else if (!COMPARISONS.includes(r.comparison as Comparison)) {
-    err("comparison", `must be one of ${COMPARISONS.join(" ")}`);
+    f.err("comparison", `must be one of ${COMPARISONS.join(" ")}`);
   } else comparison = r.comparison as Comparison;
 
-  const threshold = num("threshold", true);
-  const recover = num("recover_threshold", false) ?? null;
+  const threshold = f.num("threshold", true);
+  const recover = f.num("recover_threshold", false) ?? null;
   if (
     recover !== null && threshold !== undefined && comparison !== undefined
   ) {
     if (isUpward(comparison) && recover > threshold) {
-      err(
+      f.err(
         "recover_threshold",
         `must be at most the threshold (${threshold}) for "${comparison}" rules`,
       );
     }
     if (!isUpward(comparison) && recover < threshold) {
-      err(
+      f.err(
         "recover_threshold",
         `must be at least the threshold (${threshold}) for "${comparison}" rules`,
       );
@@ -366,47 +395,60 @@ export function validateRule(input: unknown): AlertRule {
   }
   if (info?.unit === "%" && metric !== "revenue_vs_hour_avg") {
     for (
-      const [f, v] of [["threshold", threshold], [
+      const [field, v] of [["threshold", threshold], [
         "recover_threshold",
         recover,
       ]] as const
     ) {
       if (typeof v === "number" && (v < 0 || v > 100)) {
-        err(f, `is a percentage for ${metric}: must be between 0 and 100`);
+        f.err(
+          field,
+          `is a percentage for ${metric}: must be between 0 and 100`,
+        );
       }
     }
   }
+  return { comparison, threshold, recover };
+}
 
+/** min_events, for_secs, renotify_secs and cooldown_secs (defaults when absent). */
+function readTiming(f: FieldReader) {
+  const { r } = f;
   let minEvents: number = RULE_DEFAULTS.min_events;
   if (r.min_events !== undefined) {
     if (
       typeof r.min_events !== "number" || !Number.isInteger(r.min_events) ||
       r.min_events < 0 || r.min_events > 1e9
     ) {
-      err("min_events", "must be an integer between 0 and 1000000000");
+      f.err("min_events", "must be an integer between 0 and 1000000000");
     } else minEvents = r.min_events;
   }
-  const forSecs = secs("for_secs", 0, MAX_SECS, RULE_DEFAULTS.for_secs);
-  const renotify = secs(
+  const forSecs = f.secs("for_secs", 0, MAX_SECS, RULE_DEFAULTS.for_secs);
+  const renotify = f.secs(
     "renotify_secs",
     0,
     MAX_SECS,
     RULE_DEFAULTS.renotify_secs,
   );
   if (renotify > 0 && renotify < 10) {
-    err("renotify_secs", "must be 0 (never) or at least 10 seconds");
+    f.err("renotify_secs", "must be 0 (never) or at least 10 seconds");
   }
-  const cooldown = secs(
+  const cooldown = f.secs(
     "cooldown_secs",
     0,
     MAX_SECS,
     RULE_DEFAULTS.cooldown_secs,
   );
+  return { minEvents, forSecs, renotify, cooldown };
+}
 
+/** severity, channels and enabled (defaults when absent). */
+function readDelivery(f: FieldReader) {
+  const { r } = f;
   let severity: Severity = RULE_DEFAULTS.severity;
   if (r.severity !== undefined) {
     if (!SEVERITIES.includes(r.severity as Severity)) {
-      err("severity", `must be one of ${SEVERITIES.join(", ")}`);
+      f.err("severity", `must be one of ${SEVERITIES.join(", ")}`);
     } else severity = r.severity as Severity;
   }
 
@@ -416,7 +458,7 @@ export function validateRule(input: unknown): AlertRule {
       !Array.isArray(r.channels) ||
       r.channels.some((c) => !CHANNELS.includes(c as Channel))
     ) {
-      err(
+      f.err(
         "channels",
         `must be a list of ${CHANNELS.join(", ")} (empty = record only)`,
       );
@@ -426,13 +468,38 @@ export function validateRule(input: unknown): AlertRule {
   let enabled: boolean = RULE_DEFAULTS.enabled;
   if (r.enabled !== undefined) {
     if (typeof r.enabled !== "boolean") {
-      err("enabled", `must be true or false, got ${typeOf(r.enabled)}`);
+      f.err("enabled", `must be true or false, got ${typeOf(r.enabled)}`);
     } else enabled = r.enabled;
   }
+  return { severity, channels, enabled };
+}
 
-  const filter = validateFilter(r.filter, info, metric, err);
+/**
+ * Validates `input` (parsed JSON) as a complete rule; fills optional fields
+ * with RULE_DEFAULTS. Throws RuleValidationError listing every bad field.
+ */
+export function validateRule(input: unknown): AlertRule {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw new RuleValidationError([{
+      field: "(body)",
+      message: "a rule must be a JSON object",
+    }]);
+  }
+  const f = new FieldReader(input as Raw);
+  checkKnownFields(f);
+  const { name, description, id } = readNaming(f);
+  const { metric, info, windowSecs } = readMetric(f);
+  const { comparison, threshold, recover } = readCondition(f, metric, info);
+  const { minEvents, forSecs, renotify, cooldown } = readTiming(f);
+  const { severity, channels, enabled } = readDelivery(f);
+  const filter = validateFilter(
+    f.r.filter,
+    info,
+    metric,
+    (field, message) => f.err(field, message),
+  );
 
-  if (errors.length) throw new RuleValidationError(errors);
+  if (f.errors.length) throw new RuleValidationError(f.errors);
   return {
     id: id!,
     name: name!,
