@@ -288,212 +288,27 @@ interface FileOutcome {
  * retries; committed files stay committed.
  */
 export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
-  const { pool, hdfs, files, runId, log, signal } = opts;
-  const result: LoadResult = {
-    files: [],
-    rows: 0,
-    bytes: 0,
-    duplicates: { exact: 0, conflicting: 0 },
-    alreadyLoadedRows: 0,
-    adopted: 0,
-    carefulFiles: 0,
-    quarantine: emptySummary(),
-    alreadyLoaded: [],
-    unusedColumns: [],
-  };
+  const { pool, hdfs, files, log } = opts;
+  const result = emptyLoadResult();
   // Copies a crash left unwritten (see quarantine.ts).
   await writeQuarantineCopies(pool, hdfs, opts.root, log);
   if (files.length === 0) return result;
-  const present = opts.present ?? new Set(files.map((f) => f.path));
   const target = await targetColumns(pool);
   const work = await Deno.makeTempDir({ prefix: "logpipe-load-" });
   const duck = await DuckDBInstance.create(":memory:", { threads: "2" });
   const conn = await duck.connect();
   await conn.run("SET TimeZone = 'UTC'");
   const unused = new Set<string>();
-  let seq = 0;
-
-  // Downloads, checksums and converts one file; DuckDB does its work in its
-  // own threads, so this overlaps the previous file's COPY.
-  const prepare = async (file: RawFile): Promise<PreparedFile> => {
-    const n = seq++;
-    const bytes = await hdfs.read(file.path);
-    const checksum = await fileChecksum(bytes);
-    const parquetPath = `${work}/${n}.parquet`;
-    const csvPath = `${work}/${n}.csv`;
-    await Deno.writeFile(parquetPath, bytes);
-    const base = {
-      file,
-      seq: n,
-      parquetPath,
-      csvPath,
-      bytes: bytes.length,
-      checksum,
-    };
-    try {
-      const described = await conn.runAndReadAll(
-        `describe select * from read_parquet(${quoteLiteral(parquetPath)})`,
-      );
-      const fileColumns = new Map<string, string>(
-        described.getRowObjects().map((
-          r,
-        ) => [String(r.column_name), String(r.column_type)]),
-      );
-      const sel = selectList(target, fileColumns, file.path);
-      sel.unused.forEach((c) => unused.add(c));
-      const copied = await conn.runAndReadAll(
-        `copy (select ${
-          sel.exprs.map((e, i) => `${e} as ${quoteIdent(sel.columns[i])}`)
-            .join(", ")
-        }
-          from read_parquet(${quoteLiteral(parquetPath)}))
-         to ${quoteLiteral(csvPath)} (format csv, header false)`,
-      );
-      const rows = Number(copied.getRows()[0]?.[0] ?? copied.rowsChanged);
-      return { ...base, rows, columns: sel.columns, exprs: sel.exprs };
-    } catch (err) {
-      // A complete download DuckDB cannot read as our Parquet: the file's
-      // content is the problem, not the network.
-      return {
-        ...base,
-        rows: 0,
-        columns: [],
-        exprs: [],
-        unreadable: errorText(err),
-      };
-    }
-  };
-
   const ctx: FileContext = {
     conn,
     work,
-    runId,
-    present,
+    runId: opts.runId,
+    present: opts.present ?? new Set(files.map((f) => f.path)),
     log,
     afterCopy: opts.afterCopy,
   };
-
-  // One transaction: run `fn` on a client; the abort signal ends the
-  // connection (the server rolls back).
-  const inTransaction = async <T>(
-    fn: (client: PoolClient) => Promise<T>,
-  ): Promise<T> => {
-    const client = await pool.connect();
-    let destroy = false;
-    const onAbort = () => {
-      destroy = true;
-      (client as unknown as { connection?: { stream?: { destroy(): void } } })
-        .connection?.stream?.destroy();
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      await client.query("begin");
-      const out = await fn(client);
-      return out;
-    } catch (err) {
-      await client.query("rollback").catch(() => {});
-      destroy = true;
-      throw err;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      client.release(destroy ? true : undefined);
-    }
-  };
-
-  const record = (p: PreparedFile, o: FileOutcome) => {
-    if (o.state === "already") {
-      result.alreadyLoaded.push(p.file.path);
-      return;
-    }
-    if (o.careful) result.carefulFiles++;
-    result.duplicates.exact += o.exact;
-    result.duplicates.conflicting += o.conflicting;
-    result.alreadyLoadedRows += o.alreadyLoadedRows;
-    if (o.state === "adopted") result.adopted++;
-    if (o.state !== "quarantined") {
-      result.files.push({ path: p.file.path, rows: o.rows, bytes: p.bytes });
-      result.rows += o.rows;
-      result.bytes += p.bytes;
-    }
-  };
-
-  const afterCommit = async (outcomes: FileOutcome[]) => {
-    const ids = outcomes.flatMap((o) => o.quarantineIds);
-    if (ids.length === 0) return;
-    await opts.onPhase?.("quarantine-committed");
-    await writeQuarantineCopies(pool, hdfs, opts.root, log, ids);
-    const res = await pool.query(
-      `select scope, reason, source_path, kafka_partition, first_offset, detail
-         from raw.quarantine where id = any($1) order by id`,
-      [ids],
-    );
-    for (const q of res.rows) {
-      addToSummary(
-        result.quarantine,
-        q.scope,
-        q.reason,
-        `${
-          q.source_path.split("/").pop()
-        } @ ${q.kafka_partition}/${q.first_offset} (${
-          String(q.detail).slice(0, 160)
-        })`,
-      );
-    }
-  };
-
-  const cleanup = async (p: PreparedFile) => {
-    await Deno.remove(p.csvPath).catch(() => {});
-    await Deno.remove(p.parquetPath).catch(() => {});
-  };
-
   try {
-    // Transaction units: one file, or (replace mode) one hour folder.
-    const units: RawFile[][] = [];
-    if (opts.replace) {
-      const byHour = new Map<string, RawFile[]>();
-      for (const f of files) {
-        const k = `${f.eventDate}|${f.eventHour}`;
-        const g = byHour.get(k);
-        if (g) g.push(f);
-        else byHour.set(k, [f]);
-      }
-      units.push(...byHour.values());
-    } else units.push(...files.map((f) => [f]));
-    const flat = units.flat();
-    let next: Promise<PreparedFile> | undefined = prepare(flat[0]);
-    let i = 0;
-    for (const unit of units) {
-      const prepared: PreparedFile[] = [];
-      for (let k = 0; k < unit.length; k++, i++) {
-        if (signal?.aborted) throw signal.reason;
-        const current = next!;
-        next = i + 1 < flat.length ? prepare(flat[i + 1]) : undefined;
-        next?.catch(() => {}); // handled when awaited
-        prepared.push(await current);
-      }
-      try {
-        const outcomes = await inTransaction(async (client) => {
-          if (opts.replace) {
-            await clearHourRows(client, partitionStart(unit[0]));
-          }
-          const outs: FileOutcome[] = [];
-          for (const p of prepared) outs.push(await loadOne(client, p, ctx));
-          if (outs.some((o) => o.quarantineIds.length)) {
-            await opts.onPhase?.("quarantine-rows");
-          }
-          if (outs.every((o) => o.state === "already")) {
-            await client.query("rollback");
-          } else await client.query("commit");
-          return outs;
-        });
-        prepared.forEach((p, k) => record(p, outcomes[k]));
-        await afterCommit(outcomes);
-      } finally {
-        for (const p of prepared) await cleanup(p);
-      }
-      opts.onProgress?.(i, flat.length, result.rows);
-    }
-    await next?.catch(() => {});
+    await loadUnits(opts, ctx, { hdfs, conn, work, target, unused }, result);
   } finally {
     conn.closeSync();
     duck.closeSync();
@@ -507,6 +322,262 @@ export async function loadFiles(opts: LoadOptions): Promise<LoadResult> {
     );
   }
   return result;
+}
+
+/** A LoadResult with nothing loaded yet. */
+function emptyLoadResult(): LoadResult {
+  return {
+    files: [],
+    rows: 0,
+    bytes: 0,
+    duplicates: { exact: 0, conflicting: 0 },
+    alreadyLoadedRows: 0,
+    adopted: 0,
+    carefulFiles: 0,
+    quarantine: emptySummary(),
+    alreadyLoaded: [],
+    unusedColumns: [],
+  };
+}
+
+/** Transaction units: one file each, or (replace mode) one hour folder each. */
+function transactionUnits(files: RawFile[], replace?: boolean): RawFile[][] {
+  if (!replace) return files.map((f) => [f]);
+  const byHour = new Map<string, RawFile[]>();
+  for (const f of files) {
+    const k = `${f.eventDate}|${f.eventHour}`;
+    const g = byHour.get(k);
+    if (g) g.push(f);
+    else byHour.set(k, [f]);
+  }
+  return [...byHour.values()];
+}
+
+/**
+ * Loads the files unit by unit (one transaction each), preparing the next
+ * file while the current one is copied.
+ */
+async function loadUnits(
+  opts: LoadOptions,
+  ctx: FileContext,
+  prep: PrepareEnv,
+  result: LoadResult,
+): Promise<void> {
+  const { signal } = opts;
+  const units = transactionUnits(opts.files, opts.replace);
+  const flat = units.flat();
+  let seq = 0;
+  const prepare = (file: RawFile) => prepareFile(prep, file, seq++);
+  let next: Promise<PreparedFile> | undefined = prepare(flat[0]);
+  let i = 0;
+  for (const unit of units) {
+    const prepared: PreparedFile[] = [];
+    for (let k = 0; k < unit.length; k++, i++) {
+      if (signal?.aborted) throw signal.reason;
+      const current = next!;
+      next = i + 1 < flat.length ? prepare(flat[i + 1]) : undefined;
+      next?.catch(() => {}); // handled when awaited
+      prepared.push(await current);
+    }
+    try {
+      const outcomes = await inLoadTransaction(
+        opts.pool,
+        signal,
+        (client) => loadUnit(client, unit, prepared, ctx, opts),
+      );
+      prepared.forEach((p, k) => recordOutcome(result, p, outcomes[k]));
+      await summarizeQuarantined(opts, outcomes, result);
+    } finally {
+      for (const p of prepared) await removePrepared(p);
+    }
+    opts.onProgress?.(i, flat.length, result.rows);
+  }
+  await next?.catch(() => {});
+}
+
+/**
+ * One unit's transaction: (replace mode) clears its hour, loads each file,
+ * commits, or rolls back when every file was already loaded.
+ */
+async function loadUnit(
+  client: PoolClient,
+  unit: RawFile[],
+  prepared: PreparedFile[],
+  ctx: FileContext,
+  opts: LoadOptions,
+): Promise<FileOutcome[]> {
+  if (opts.replace) {
+    await clearHourRows(client, partitionStart(unit[0]));
+  }
+  const outs: FileOutcome[] = [];
+  for (const p of prepared) outs.push(await loadOne(client, p, ctx));
+  if (outs.some((o) => o.quarantineIds.length)) {
+    await opts.onPhase?.("quarantine-rows");
+  }
+  if (outs.every((o) => o.state === "already")) {
+    await client.query("rollback");
+  } else await client.query("commit");
+  return outs;
+}
+
+/** What prepareFile needs: where to read, convert and write. */
+interface PrepareEnv {
+  hdfs: WebHdfs;
+  conn: DuckDBConnection;
+  /** Temporary directory of this load. */
+  work: string;
+  target: TargetColumn[];
+  /** Collects file columns raw.events lacks. */
+  unused: Set<string>;
+}
+
+/**
+ * Downloads, checksums and converts one file (number `n` of this load);
+ * DuckDB does its work in its own threads, so this overlaps the previous
+ * file's COPY.
+ */
+async function prepareFile(
+  env: PrepareEnv,
+  file: RawFile,
+  n: number,
+): Promise<PreparedFile> {
+  const { conn, work } = env;
+  const bytes = await env.hdfs.read(file.path);
+  const checksum = await fileChecksum(bytes);
+  const parquetPath = `${work}/${n}.parquet`;
+  const csvPath = `${work}/${n}.csv`;
+  await Deno.writeFile(parquetPath, bytes);
+  const base = {
+    file,
+    seq: n,
+    parquetPath,
+    csvPath,
+    bytes: bytes.length,
+    checksum,
+  };
+  try {
+    const described = await conn.runAndReadAll(
+      `describe select * from read_parquet(${quoteLiteral(parquetPath)})`,
+    );
+    const fileColumns = new Map<string, string>(
+      described.getRowObjects().map((
+        r,
+      ) => [String(r.column_name), String(r.column_type)]),
+    );
+    const sel = selectList(env.target, fileColumns, file.path);
+    sel.unused.forEach((c) => env.unused.add(c));
+    const copied = await conn.runAndReadAll(
+      `copy (select ${
+        sel.exprs.map((e, i) => `${e} as ${quoteIdent(sel.columns[i])}`)
+          .join(", ")
+      }
+        from read_parquet(${quoteLiteral(parquetPath)}))
+       to ${quoteLiteral(csvPath)} (format csv, header false)`,
+    );
+    const rows = Number(copied.getRows()[0]?.[0] ?? copied.rowsChanged);
+    return { ...base, rows, columns: sel.columns, exprs: sel.exprs };
+  } catch (err) {
+    // A complete download DuckDB cannot read as our Parquet: the file's
+    // content is the problem, not the network.
+    return {
+      ...base,
+      rows: 0,
+      columns: [],
+      exprs: [],
+      unreadable: errorText(err),
+    };
+  }
+}
+
+/** Removes a prepared file's local Parquet and CSV copies. */
+async function removePrepared(p: PreparedFile): Promise<void> {
+  await Deno.remove(p.csvPath).catch(() => {});
+  await Deno.remove(p.parquetPath).catch(() => {});
+}
+
+/**
+ * One transaction: runs `fn` on a client after `begin` (`fn` commits); the
+ * abort signal ends the connection (the server rolls back).
+ */
+async function inLoadTransaction<T>(
+  pool: Pool,
+  signal: AbortSignal | undefined,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let destroy = false;
+  const onAbort = () => {
+    destroy = true;
+    (client as unknown as { connection?: { stream?: { destroy(): void } } })
+      .connection?.stream?.destroy();
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    await client.query("begin");
+    const out = await fn(client);
+    return out;
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    destroy = true;
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    client.release(destroy ? true : undefined);
+  }
+}
+
+/** Adds a committed file's outcome to the load's totals. */
+function recordOutcome(
+  result: LoadResult,
+  p: PreparedFile,
+  o: FileOutcome,
+): void {
+  if (o.state === "already") {
+    result.alreadyLoaded.push(p.file.path);
+    return;
+  }
+  if (o.careful) result.carefulFiles++;
+  result.duplicates.exact += o.exact;
+  result.duplicates.conflicting += o.conflicting;
+  result.alreadyLoadedRows += o.alreadyLoadedRows;
+  if (o.state === "adopted") result.adopted++;
+  if (o.state !== "quarantined") {
+    result.files.push({ path: p.file.path, rows: o.rows, bytes: p.bytes });
+    result.rows += o.rows;
+    result.bytes += p.bytes;
+  }
+}
+
+/**
+ * After a commit: writes the HDFS copies of what the unit quarantined and
+ * adds each item to the load's quarantine summary.
+ */
+async function summarizeQuarantined(
+  opts: LoadOptions,
+  outcomes: FileOutcome[],
+  result: LoadResult,
+): Promise<void> {
+  const ids = outcomes.flatMap((o) => o.quarantineIds);
+  if (ids.length === 0) return;
+  await opts.onPhase?.("quarantine-committed");
+  await writeQuarantineCopies(opts.pool, opts.hdfs, opts.root, opts.log, ids);
+  const res = await opts.pool.query(
+    `select scope, reason, source_path, kafka_partition, first_offset, detail
+       from raw.quarantine where id = any($1) order by id`,
+    [ids],
+  );
+  for (const q of res.rows) {
+    addToSummary(
+      result.quarantine,
+      q.scope,
+      q.reason,
+      `${
+        q.source_path.split("/").pop()
+      } @ ${q.kafka_partition}/${q.first_offset} (${
+        String(q.detail).slice(0, 160)
+      })`,
+    );
+  }
 }
 
 /** What loadOne needs besides the file. */
