@@ -120,41 +120,198 @@ export interface ProduceSummary {
 /** A macrotask yield, so socket callbacks run between sends. */
 const yieldToIo = () => new Promise<void>((r) => setTimeout(r, 0));
 
-/** Runs the producer; resolves with the summary (never rejects on delivery errors). */
-export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
-  const batchSize = opts.batchSize ?? 5000;
-  const limit = opts.count ?? Infinity;
-  const rate = opts.rate;
+/**
+ * Sends one batch at a time (the next only after the previous is
+ * acknowledged) and counts what was delivered and what was not.
+ */
+class Delivery {
+  /** Records acknowledged (or written). */
+  sent = 0;
+  /** Records generated but not delivered. */
+  undelivered = 0;
+  /** The error that ended delivery. */
+  failure: Error | undefined;
+  /** The NDJSON reader went away. */
+  outputClosed = false;
+  /** Set while a send keeps failing. */
+  lastError: string | undefined;
+  #inflight: Promise<void> | undefined;
+
+  /** Starts sending `batch`; settled() waits for it. */
+  start(sink: Sink, batch: RecordBatch): void {
+    const size = batch.keys.length;
+    this.#inflight = sink.send(batch).then(
+      () => {
+        this.sent += size;
+        this.lastError = undefined;
+      },
+      (err) => {
+        if (err instanceof OutputClosed) {
+          // Nobody reads any more: a normal way to end an --out - run.
+          this.outputClosed = true;
+          return;
+        }
+        // A partial failure (one lane) still delivered the rest.
+        const lost = err instanceof DeliveryError
+          ? Math.min(size, err.undelivered)
+          : size;
+        this.undelivered += lost;
+        this.sent += size - lost;
+        this.failure = err instanceof Error ? err : new Error(String(err));
+      },
+    );
+  }
+
+  /** Waits for the batch in flight, if any. */
+  async settled(): Promise<void> {
+    if (this.#inflight) await this.#inflight;
+  }
+}
+
+/** The record source: a worker thread with `parallel`, else inline. */
+function openSource(opts: ProduceOptions): RecordSource {
   const genOpts = {
     seed: opts.seed,
     startTime: opts.startTime,
-    rate: opts.eventRate ?? rate ?? 1000,
+    rate: opts.eventRate ?? opts.rate ?? 1000,
     badRate: opts.badRate ?? 0,
     dailyRhythm: opts.dailyRhythm ?? false,
   };
-  const source: RecordSource = opts.parallel
-    ? new WorkerSource(genOpts)
-    : new InlineSource(genOpts);
-  // Counters of the records actually taken from the source.
-  const stats = emptyDelta();
-  let lastError: string | undefined;
-  const sink: Sink = opts.sink ??
-    (opts.out !== undefined
-      ? await NdjsonSink.open(opts.out)
-      : new KafkaSink(opts.config, {
-        deliveryTimeoutMs: opts.deliveryTimeoutMs ?? 120_000,
-        gzipWorker: opts.parallel ?? false,
-        lanes: opts.lanes,
-        signal: opts.abort,
-        onRetry: ({ attempt, error, waitMs }) => {
-          lastError = error;
-          log.warn("Kafka unavailable; retrying the same batch", {
-            attempt,
-            error,
-            retryInMs: waitMs,
-          });
-        },
-      }));
+  return opts.parallel ? new WorkerSource(genOpts) : new InlineSource(genOpts);
+}
+
+/** The NDJSON output with `out`, else Kafka (retries noted on `delivery`). */
+async function openSink(
+  opts: ProduceOptions,
+  delivery: Delivery,
+): Promise<Sink> {
+  if (opts.out !== undefined) return await NdjsonSink.open(opts.out);
+  return new KafkaSink(opts.config, {
+    deliveryTimeoutMs: opts.deliveryTimeoutMs ?? 120_000,
+    gzipWorker: opts.parallel ?? false,
+    lanes: opts.lanes,
+    signal: opts.abort,
+    onRetry: ({ attempt, error, waitMs }) => {
+      delivery.lastError = error;
+      log.warn("Kafka unavailable; retrying the same batch", {
+        attempt,
+        error,
+        retryInMs: waitMs,
+      });
+    },
+  });
+}
+
+/** What the loop has taken from the source so far. */
+interface Taken {
+  generated: number;
+  /** Event time of the last record taken. */
+  lastTs: number | null;
+  /** Counters of the records taken. */
+  stats: ReturnType<typeof emptyDelta>;
+}
+
+/** Reports progress about once a second; returns the timer to clear. */
+function startProgress(
+  onProgress: (p: Progress) => void,
+  t0: number,
+  sink: Sink,
+  taken: Taken,
+  delivery: Delivery,
+): ReturnType<typeof setInterval> {
+  let lastProgress = { at: t0, sent: 0 };
+  return setInterval(() => {
+    const now = performance.now();
+    const sent = delivery.sent;
+    onProgress({
+      generated: taken.generated,
+      sent,
+      rate: Math.round(
+        (sent - lastProgress.sent) / ((now - lastProgress.at) / 1000),
+      ),
+      retries: sink.retries,
+      bad: Object.values(taken.stats.bad).reduce((a, b) => a + b, 0),
+      elapsedMs: Math.round(now - t0),
+      lastError: delivery.lastError,
+    });
+    lastProgress = { at: now, sent };
+  }, 1000);
+}
+
+/**
+ * How many records are due at `rate` (records/s) `t0` on; when none is,
+ * waits until the next is (at most 50 ms, less on a stop) and returns 0.
+ */
+async function dueOrWait(
+  rate: number,
+  t0: number,
+  generated: number,
+  stop?: AbortSignal,
+): Promise<number> {
+  const elapsed = performance.now() - t0;
+  const due = Math.floor((rate * elapsed) / 1000) + 1 - generated;
+  if (due > 0) return due;
+  const nextAt = (generated / rate) * 1000; // when the next one is due
+  // A stop ends the wait early; the loop's condition then sees it.
+  await delay(Math.max(1, Math.min(50, nextAt - elapsed)), {
+    signal: stop,
+  }).catch(() => {});
+  return 0;
+}
+
+/**
+ * Generates and sends batches until the count, the duration, a stop, a
+ * delivery failure or the output's end; then waits for the last send.
+ */
+async function generateAndSend(
+  opts: ProduceOptions,
+  source: RecordSource,
+  sink: Sink,
+  delivery: Delivery,
+  taken: Taken,
+  t0: number,
+): Promise<void> {
+  const batchSize = opts.batchSize ?? 5000;
+  const limit = opts.count ?? Infinity;
+  const rate = opts.rate;
+  const deadline = opts.durationMs !== undefined
+    ? t0 + opts.durationMs
+    : Infinity;
+  while (
+    !opts.stop?.aborted && !delivery.failure && !delivery.outputClosed &&
+    taken.generated < limit && performance.now() < deadline
+  ) {
+    let n = Math.min(batchSize, limit - taken.generated);
+    if (rate !== undefined) {
+      const due = await dueOrWait(rate, t0, taken.generated, opts.stop);
+      if (due <= 0) continue;
+      n = Math.min(n, due);
+    }
+    // Unthrottled: ask the source to start on the following batch now,
+    // so generation overlaps with this batch's send.
+    const next = rate === undefined
+      ? Math.min(batchSize, limit - taken.generated - n)
+      : undefined;
+    const batch = await source.take(n, next);
+    taken.generated += n;
+    addDelta(taken.stats, batch.delta);
+    taken.lastTs = batch.lastTs;
+    await delivery.settled();
+    if (delivery.failure || delivery.outputClosed) {
+      if (delivery.failure) delivery.undelivered += n;
+      break;
+    }
+    delivery.start(sink, batch);
+    if (rate !== undefined) await yieldToIo();
+  }
+  await delivery.settled();
+}
+
+/** Runs the producer; resolves with the summary (never rejects on delivery errors). */
+export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
+  const source = openSource(opts);
+  const delivery = new Delivery();
+  const sink: Sink = opts.sink ?? await openSink(opts, delivery);
   const destination = opts.out !== undefined
     ? (opts.out === "-" ? "stdout" : opts.out)
     : `kafka:${opts.config.kafka.topic}`;
@@ -163,102 +320,31 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   // to start), so --rate and --duration measure producing, not start-up.
   await source.ready();
   const t0 = performance.now();
-  const deadline = opts.durationMs !== undefined
-    ? t0 + opts.durationMs
-    : Infinity;
-  let generated = 0;
-  let sent = 0;
-  let undelivered = 0;
-  let lastTs: number | null = null;
-  let failure: Error | undefined;
-  let inflight: Promise<void> | undefined;
-  let outputClosed = false;
-
-  let lastProgress = { at: t0, sent: 0 };
+  const taken: Taken = { generated: 0, lastTs: null, stats: emptyDelta() };
   const progressTimer = opts.onProgress
-    ? setInterval(() => {
-      const now = performance.now();
-      opts.onProgress!({
-        generated,
-        sent,
-        rate: Math.round(
-          (sent - lastProgress.sent) / ((now - lastProgress.at) / 1000),
-        ),
-        retries: sink.retries,
-        bad: Object.values(stats.bad).reduce((a, b) => a + b, 0),
-        elapsedMs: Math.round(now - t0),
-        lastError,
-      });
-      lastProgress = { at: now, sent };
-    }, 1000)
+    ? startProgress(opts.onProgress, t0, sink, taken, delivery)
     : undefined;
-
-  const startSend = (batch: RecordBatch) => {
-    const size = batch.keys.length;
-    inflight = sink.send(batch).then(
-      () => {
-        sent += size;
-        lastError = undefined;
-      },
-      (err) => {
-        if (err instanceof OutputClosed) {
-          // Nobody reads any more: a normal way to end an --out - run.
-          outputClosed = true;
-          return;
-        }
-        // A partial failure (one lane) still delivered the rest.
-        const lost = err instanceof DeliveryError
-          ? Math.min(size, err.undelivered)
-          : size;
-        undelivered += lost;
-        sent += size - lost;
-        failure = err instanceof Error ? err : new Error(String(err));
-      },
-    );
-  };
-
   try {
-    while (
-      !opts.stop?.aborted && !failure && !outputClosed && generated < limit &&
-      performance.now() < deadline
-    ) {
-      let n = Math.min(batchSize, limit - generated);
-      if (rate !== undefined) {
-        const elapsed = performance.now() - t0;
-        const due = Math.floor((rate * elapsed) / 1000) + 1 - generated;
-        if (due <= 0) {
-          const nextAt = (generated / rate) * 1000; // when the next one is due
-          // A stop ends the wait early; the loop's condition then sees it.
-          await delay(Math.max(1, Math.min(50, nextAt - elapsed)), {
-            signal: opts.stop,
-          }).catch(() => {});
-          continue;
-        }
-        n = Math.min(n, due);
-      }
-      // Unthrottled: ask the source to start on the following batch now,
-      // so generation overlaps with this batch's send.
-      const next = rate === undefined
-        ? Math.min(batchSize, limit - generated - n)
-        : undefined;
-      const batch = await source.take(n, next);
-      generated += n;
-      addDelta(stats, batch.delta);
-      lastTs = batch.lastTs;
-      if (inflight) await inflight;
-      if (failure || outputClosed) {
-        if (failure) undelivered += n;
-        break;
-      }
-      startSend(batch);
-      if (rate !== undefined) await yieldToIo();
-    }
-    if (inflight) await inflight;
+    await generateAndSend(opts, source, sink, delivery, taken, t0);
   } finally {
     if (progressTimer !== undefined) clearInterval(progressTimer);
     source.close();
     await sink.close().catch(() => {});
   }
+  return summarize(opts, destination, taken, delivery, sink, t0);
+}
+
+/** The run's summary, once the source and the sink are closed. */
+function summarize(
+  opts: ProduceOptions,
+  destination: string,
+  taken: Taken,
+  delivery: Delivery,
+  sink: Sink,
+  t0: number,
+): ProduceSummary {
+  const { stats, lastTs } = taken;
+  const { sent, failure, outputClosed } = delivery;
   const elapsedMs = performance.now() - t0;
   const badTotal = Object.values(stats.bad).reduce((a, b) => a + b, 0);
   return {
@@ -266,9 +352,9 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     seed: opts.seed,
     startTime: new Date(opts.startTime).toISOString(),
     lastEventTime: lastTs === null ? null : new Date(lastTs).toISOString(),
-    generated,
+    generated: taken.generated,
     sent,
-    undelivered,
+    undelivered: delivery.undelivered,
     events: stats.events,
     bad: stats.bad,
     badTotal,
