@@ -721,55 +721,34 @@ export function parsePostgresServer(
   return { listen, allow, tls };
 }
 
-/**
- * Reads the configuration from `env` (default: the process environment plus
- * `.env`). Throws ConfigError with a one-line message on a malformed value.
- */
-export function loadConfig(
-  env: Record<string, string | undefined> = {
-    ...readDotEnv(PROJECT_ROOT),
-    ...Deno.env.toObject(),
-  },
-): Config {
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === "" ? undefined : v.trim();
-  };
-  const projectRoot = PROJECT_ROOT;
-  const localDir = get("LOGPIPE_HOME") ?? `${projectRoot}/.local`;
-  const offset = parseIntSetting(
-    "LOGPIPE_PORT_OFFSET",
-    get("LOGPIPE_PORT_OFFSET"),
-    0,
-    0,
-    10_000,
-  );
-  const ports = Object.fromEntries(
-    Object.entries(DEFAULT_PORTS).map(([k, v]) => [k, v + offset]),
-  ) as Ports;
-  const cluster = parseCluster(get("LOGPIPE_CLUSTER"), localDir);
+/** Reads one setting: trimmed, undefined when unset or blank. */
+type SettingReader = (k: string) => string | undefined;
 
+/** An optional replica count setting (1-32); undefined when unset. */
+function parseReplicaCount(
+  get: SettingReader,
+  name: string,
+): number | undefined {
+  return get(name) === undefined
+    ? undefined
+    : parseIntSetting(name, get(name), 1, 1, 32);
+}
+
+/** LOGPIPE_KAFKA_*, LOGPIPE_TOPIC*, LOGPIPE_CONSUMER_GROUP. */
+function kafkaSettings(
+  get: SettingReader,
+  ports: Ports,
+  cluster: boolean,
+): KafkaConfig {
   const brokersEnv = get("LOGPIPE_KAFKA_BROKERS");
-  const replicationFactor = get("LOGPIPE_KAFKA_REPLICATION_FACTOR") ===
-      undefined
-    ? undefined
-    : parseIntSetting(
-      "LOGPIPE_KAFKA_REPLICATION_FACTOR",
-      get("LOGPIPE_KAFKA_REPLICATION_FACTOR"),
-      1,
-      1,
-      32,
-    );
-  const minInsyncReplicas = get("LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS") ===
-      undefined
-    ? undefined
-    : parseIntSetting(
-      "LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS",
-      get("LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS"),
-      1,
-      1,
-      32,
-    );
+  const replicationFactor = parseReplicaCount(
+    get,
+    "LOGPIPE_KAFKA_REPLICATION_FACTOR",
+  );
+  const minInsyncReplicas = parseReplicaCount(
+    get,
+    "LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS",
+  );
   if (
     replicationFactor !== undefined && minInsyncReplicas !== undefined &&
     minInsyncReplicas > replicationFactor
@@ -778,7 +757,7 @@ export function loadConfig(
       `LOGPIPE_KAFKA_MIN_INSYNC_REPLICAS (${minInsyncReplicas}) cannot exceed LOGPIPE_KAFKA_REPLICATION_FACTOR (${replicationFactor}): no write would ever be acknowledged`,
     );
   }
-  const kafka: KafkaConfig = {
+  return {
     brokers: brokersEnv
       ? parseBrokers(brokersEnv)
       : (cluster ? [ports.kafka, ports.kafka2, ports.kafka3] : [ports.kafka])
@@ -801,7 +780,10 @@ export function loadConfig(
       get("LOGPIPE_CONSUMER_GROUP") ?? "logpipe-hdfs-sink",
     ),
   };
+}
 
+/** LOGPIPE_WEBHDFS_*, LOGPIPE_HDFS_*: the NameNode(s) and the zones' folders. */
+function hdfsSettings(get: SettingReader, ports: Ports): HdfsConfig {
   const webhdfsEnv = get("LOGPIPE_WEBHDFS_URL");
   const webhdfsUrls = webhdfsEnv
     ? parseWebHdfsUrls(webhdfsEnv)
@@ -812,7 +794,7 @@ export function loadConfig(
     "LOGPIPE_HDFS_ROOT",
     get("LOGPIPE_HDFS_ROOT") ?? "/logpipe",
   );
-  const hdfs: HdfsConfig = {
+  return {
     webhdfsUrl,
     webhdfsUrls,
     caFile: webhdfsCa === undefined
@@ -825,11 +807,19 @@ export function loadConfig(
     deadLetterDir: `${hdfsRoot}/dead_letter`,
     exportsDir: `${hdfsRoot}/exports`,
   };
+}
 
-  const dbEnv = get("LOGPIPE_DATABASE_URL");
-  let dbUrl: URL;
+/**
+ * LOGPIPE_DATABASE_URL, or the local cluster's URL with the password kept
+ * in the state folder.
+ */
+function databaseUrl(
+  dbEnv: string | undefined,
+  localDir: string,
+  ports: Ports,
+): URL {
   if (dbEnv) {
-    dbUrl = parseUrlSetting("LOGPIPE_DATABASE_URL", dbEnv, [
+    const dbUrl = parseUrlSetting("LOGPIPE_DATABASE_URL", dbEnv, [
       "postgres:",
       "postgresql:",
     ]);
@@ -838,22 +828,33 @@ export function loadConfig(
         `LOGPIPE_DATABASE_URL names no database: "${redactUrl(dbEnv)}"`,
       );
     }
-  } else {
-    // The local cluster's password is generated on first start and kept in
-    // the git-ignored state folder, so no secret ever sits in the repo.
-    const password = readSecretFile(`${localDir}/postgres/logpipe.password`) ??
-      "";
-    dbUrl = new URL(
-      `postgres://logpipe@${LOCAL_HOST}:${ports.postgres}/logpipe`,
-    );
-    dbUrl.password = password;
+    return dbUrl;
   }
+  // The local cluster's password is generated on first start and kept in
+  // the git-ignored state folder, so no secret ever sits in the repo.
+  const password = readSecretFile(`${localDir}/postgres/logpipe.password`) ??
+    "";
+  const dbUrl = new URL(
+    `postgres://logpipe@${LOCAL_HOST}:${ports.postgres}/logpipe`,
+  );
+  dbUrl.password = password;
+  return dbUrl;
+}
+
+/** LOGPIPE_DATABASE_URL, LOGPIPE_POSTGRES_*, LOGPIPE_BI_*. */
+function postgresSettings(
+  get: SettingReader,
+  localDir: string,
+  ports: Ports,
+): PostgresConfig {
+  const dbEnv = get("LOGPIPE_DATABASE_URL");
+  const dbUrl = databaseUrl(dbEnv, localDir, ports);
   const ssl = applyPostgresSsl(
     dbUrl,
     get("LOGPIPE_POSTGRES_SSLMODE"),
     get("LOGPIPE_POSTGRES_SSLROOTCERT"),
   );
-  const postgres: PostgresConfig = {
+  return {
     ...ssl,
     url: dbUrl.toString(),
     external: dbEnv !== undefined,
@@ -895,7 +896,10 @@ export function loadConfig(
       get("LOGPIPE_POSTGRES_TLS"),
     ),
   };
+}
 
+/** LOGPIPE_API_*: where the API listens and who may call it. */
+function apiSettings(get: SettingReader, ports: Ports): ApiConfig {
   const apiHost = get("LOGPIPE_API_HOST") ?? LOCAL_HOST;
   if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(apiHost)) {
     throw new ConfigError(`LOGPIPE_API_HOST is not a host: "${apiHost}"`);
@@ -918,14 +922,11 @@ export function loadConfig(
       `LOGPIPE_API_TOKEN must be at least ${MIN_API_TOKEN_LENGTH} characters (it has ${api.token.length}); e.g. openssl rand -hex 32`,
     );
   }
+  return api;
+}
 
-  const cron = get("LOGPIPE_BATCH_CRON") ?? "*/10 * * * *";
-  if (cron.split(/\s+/).length !== 5) {
-    throw new ConfigError(
-      `LOGPIPE_BATCH_CRON must have 5 fields (minute hour day month weekday), got "${cron}"`,
-    );
-  }
-
+/** LOGPIPE_SLACK_WEBHOOK_URL, LOGPIPE_SMTP_URL, LOGPIPE_EMAIL_*. */
+function notifySettings(get: SettingReader): NotifyConfig {
   const slack = get("LOGPIPE_SLACK_WEBHOOK_URL");
   const smtp = get("LOGPIPE_SMTP_URL");
   const notify: NotifyConfig = {
@@ -946,6 +947,70 @@ export function loadConfig(
       throw new ConfigError(`not an e-mail address: "${addr}"`);
     }
   }
+  return notify;
+}
+
+/** LOGPIPE_BATCH_LOOKBACK_HOURS, LOGPIPE_COMPACTION_GRACE_MINUTES, with the checked cron. */
+function batchSettings(get: SettingReader, cron: string): Config["batch"] {
+  return {
+    cron,
+    lookbackHours: parseIntSetting(
+      "LOGPIPE_BATCH_LOOKBACK_HOURS",
+      get("LOGPIPE_BATCH_LOOKBACK_HOURS"),
+      3,
+      0,
+      24 * 366,
+    ),
+    compactionGraceMinutes: parseIntSetting(
+      "LOGPIPE_COMPACTION_GRACE_MINUTES",
+      get("LOGPIPE_COMPACTION_GRACE_MINUTES"),
+      30,
+      0,
+      7 * 24 * 60,
+    ),
+  };
+}
+
+/**
+ * Reads the configuration from `env` (default: the process environment plus
+ * `.env`). Throws ConfigError with a one-line message on a malformed value
+ * (the first one, in the order read below).
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = {
+    ...readDotEnv(PROJECT_ROOT),
+    ...Deno.env.toObject(),
+  },
+): Config {
+  const get: SettingReader = (k) => {
+    const v = env[k];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const projectRoot = PROJECT_ROOT;
+  const localDir = get("LOGPIPE_HOME") ?? `${projectRoot}/.local`;
+  const offset = parseIntSetting(
+    "LOGPIPE_PORT_OFFSET",
+    get("LOGPIPE_PORT_OFFSET"),
+    0,
+    0,
+    10_000,
+  );
+  const ports = Object.fromEntries(
+    Object.entries(DEFAULT_PORTS).map(([k, v]) => [k, v + offset]),
+  ) as Ports;
+  const cluster = parseCluster(get("LOGPIPE_CLUSTER"), localDir);
+  const kafka = kafkaSettings(get, ports, cluster);
+  const hdfs = hdfsSettings(get, ports);
+  const postgres = postgresSettings(get, localDir, ports);
+  const api = apiSettings(get, ports);
+
+  const cron = get("LOGPIPE_BATCH_CRON") ?? "*/10 * * * *";
+  if (cron.split(/\s+/).length !== 5) {
+    throw new ConfigError(
+      `LOGPIPE_BATCH_CRON must have 5 fields (minute hour day month weekday), got "${cron}"`,
+    );
+  }
+  const notify = notifySettings(get);
 
   const logLevel = get("LOGPIPE_LOG_LEVEL") ?? "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
@@ -972,23 +1037,7 @@ export function loadConfig(
     hdfs,
     postgres,
     api,
-    batch: {
-      cron,
-      lookbackHours: parseIntSetting(
-        "LOGPIPE_BATCH_LOOKBACK_HOURS",
-        get("LOGPIPE_BATCH_LOOKBACK_HOURS"),
-        3,
-        0,
-        24 * 366,
-      ),
-      compactionGraceMinutes: parseIntSetting(
-        "LOGPIPE_COMPACTION_GRACE_MINUTES",
-        get("LOGPIPE_COMPACTION_GRACE_MINUTES"),
-        30,
-        0,
-        7 * 24 * 60,
-      ),
-    },
+    batch: batchSettings(get, cron),
     site: {
       publish: parseChoice(
         "LOGPIPE_SITE_PUBLISH",
