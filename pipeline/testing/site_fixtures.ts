@@ -7,6 +7,7 @@
  * events, so the API's numbers can be checked against SQL exactly.
  */
 import type { Db } from "../api/queries.ts";
+import type { FlatRow } from "../events/flatten.ts";
 import { mulberry32 } from "../events/rng.ts";
 import {
   COUNTRIES,
@@ -49,27 +50,34 @@ const DEVICES = [...DEVICE_TYPES];
 const QUERIES = ["laptop", "shoes", "t-shirt", "book", "headphones", "sofa"];
 const ERRORS: ErrorCode[] = ["PAY-402", "INV-504", "AUTH-401", "CAT-404"];
 
-/** One flattened live-feed row (monitoring.recent_events). */
-export interface RecentEventRow {
-  event_id: string;
+/**
+ * One flattened live-feed row (monitoring.recent_events): the contract's
+ * flat columns the feed keeps, with the event time as a Date and the event
+ * itself as JSON.
+ */
+export interface RecentEventRow extends
+  Pick<
+    FlatRow,
+    | "event_id"
+    | "event_type"
+    | "level"
+    | "service"
+    | "user_id"
+    | "session_id"
+    | "device_type"
+    | "geo_country"
+    | "geo_city"
+    | "response_time_ms"
+    | "product_id"
+    | "order_id"
+    | "amount"
+    | "search_query"
+    | "error_code"
+    | "kafka_partition"
+    | "kafka_offset"
+  > {
   event_ts: Date;
-  event_type: string;
-  level: string;
-  service: string;
-  user_id: string;
-  session_id: string;
-  device_type: string;
-  geo_country: string;
-  geo_city: string;
-  response_time_ms: number;
-  product_id: string | null;
-  order_id: string | null;
-  amount: number | null;
-  search_query: string | null;
-  error_code: string | null;
   event_json: Record<string, unknown>;
-  kafka_partition: number;
-  kafka_offset: number;
 }
 
 /**
