@@ -21,7 +21,13 @@
 // About 6-8 minutes on the project's 2-core machine (half of it starting
 // the cluster); the figures of the last run are in the README.
 import assert from "node:assert/strict";
-import { type Config, DEFAULT_PORTS, loadConfig, setting } from "../config.ts";
+import {
+  type Config,
+  DEFAULT_PORTS,
+  loadConfig,
+  type Ports,
+  setting,
+} from "../config.ts";
 import { createKafka, describeTopicReplication } from "../clients/kafka.ts";
 import { createPool } from "../clients/postgres.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
@@ -33,7 +39,7 @@ import {
   stopService,
   waitHealthy,
 } from "../services/manager.ts";
-import { portIsFree } from "../services/process.ts";
+import { privateInstance } from "../testing/instance.ts";
 import { liveDataNodeAddresses } from "../probes/probes.ts";
 import { delay as sleep } from "../async.ts";
 
@@ -57,17 +63,10 @@ const ROTATE = "5s";
 
 const RATE = 400;
 
-/** A port offset where every port of an instance is free. */
-function freeOffset(): number {
-  for (let offset = 7100; offset < 9900; offset += 200) {
-    if (
-      Object.entries(DEFAULT_PORTS).every(([k, p]) =>
-        k === "sitePreview" || portIsFree(p + offset)
-      )
-    ) return offset;
-  }
-  throw new Error("no port offset with every port free");
-}
+/** Every port of an instance but the site preview's. */
+const INSTANCE_PORTS = (Object.keys(DEFAULT_PORTS) as (keyof Ports)[]).filter(
+  (k) => k !== "sitePreview",
+);
 
 /** `p`, or undefined after `ms`. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
@@ -161,27 +160,19 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const shared = loadConfig();
-    const home = await Deno.makeTempDir({
-      dir: "/tmp",
-      prefix: "logpipe-cluster-faults-",
-    });
     // The pinned jars and the dbt venv are the shared state folder's.
-    for (const dir of ["jars", "venv"]) {
-      Deno.symlinkSync(`${shared.localDir}/${dir}`, `${home}/${dir}`);
-    }
-    const offset = freeOffset();
-    const env: Record<string, string> = {
-      ...Object.fromEntries(
-        Object.entries(Deno.env.toObject()).filter(([k]) =>
-          !k.startsWith("LOGPIPE_")
-        ),
-      ),
-      LOGPIPE_HOME: home,
-      LOGPIPE_PORT_OFFSET: String(offset),
-      LOGPIPE_CLUSTER: "1",
-      LOGPIPE_SITE_PUBLISH: "false",
-      LOGPIPE_LOG_LEVEL: "warn",
-    };
+    const instance = await privateInstance(shared, {
+      prefix: "logpipe-cluster-faults-",
+      link: ["jars", "venv"],
+      ports: INSTANCE_PORTS,
+      offsets: { from: 7100, to: 9900, step: 200 },
+      env: {
+        LOGPIPE_CLUSTER: "1",
+        LOGPIPE_SITE_PUBLISH: "false",
+        LOGPIPE_LOG_LEVEL: "warn",
+      },
+    });
+    const { home, offset, env } = instance;
     const t0 = Date.now();
     const log: string[] = [];
     const note = (m: string) => {
@@ -483,7 +474,7 @@ Deno.test({
       );
       console.log(`  [cluster] timeline:\n    ${log.join("\n    ")}`);
       if (ok && setting("LOGPIPE_KEEP_TEST_DATA") !== "1") {
-        await Deno.remove(home, { recursive: true }).catch(() => {});
+        await instance.remove();
       } else console.log(`  [cluster] kept ${home} (logs in ${home}/logs)`);
     }
   },

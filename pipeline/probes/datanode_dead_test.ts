@@ -10,10 +10,10 @@
  */
 import assert from "node:assert/strict";
 import { delay } from "../async.ts";
-import { type Config, DEFAULT_PORTS, loadConfig } from "../config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { startApi } from "../api/server.ts";
 import { startService, stopService, waitHealthy } from "../services/manager.ts";
-import { portIsFree } from "../services/process.ts";
+import { privateInstance } from "../testing/instance.ts";
 import {
   checkServices,
   DATANODE_SILENCE_LIMIT_S,
@@ -28,16 +28,6 @@ const HDFS_PORTS = [
   "datanodeData",
   "datanodeIpc",
 ] as const;
-
-/** A port offset at which every HDFS port is free (CI uses 100, the soak 4700). */
-function freeOffset(): number {
-  for (let offset = 300; offset < 4700; offset += 100) {
-    if (HDFS_PORTS.every((k) => portIsFree(DEFAULT_PORTS[k] + offset))) {
-      return offset;
-    }
-  }
-  throw new Error("no port offset with the HDFS ports free");
-}
 
 async function hdfsCheck(
   config: Config,
@@ -67,25 +57,20 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const shared = loadConfig();
-    const home = await Deno.makeTempDir({
-      dir: "/tmp",
+    // CI uses port offset 100, the soak 4700.
+    const instance = await privateInstance(shared, {
       prefix: "logpipe-probes-",
+      link: ["jars/hadoop"],
+      ports: HDFS_PORTS,
+      offsets: { from: 300, to: 4700, step: 100 },
+      env: {
+        LOGPIPE_KAFKA_BROKERS: shared.kafka.brokers.join(","),
+        LOGPIPE_DATABASE_URL: shared.postgres.url,
+        LOGPIPE_LOG_LEVEL: "error",
+      },
     });
-    Deno.mkdirSync(`${home}/jars`);
-    Deno.symlinkSync(`${shared.localDir}/jars/hadoop`, `${home}/jars/hadoop`);
-    const offset = freeOffset();
-    const config = loadConfig({
-      ...Object.fromEntries(
-        Object.entries(Deno.env.toObject()).filter(([k]) =>
-          !k.startsWith("LOGPIPE_")
-        ),
-      ),
-      LOGPIPE_HOME: home,
-      LOGPIPE_PORT_OFFSET: String(offset),
-      LOGPIPE_KAFKA_BROKERS: shared.kafka.brokers.join(","),
-      LOGPIPE_DATABASE_URL: shared.postgres.url,
-      LOGPIPE_LOG_LEVEL: "error",
-    });
+    const { offset } = instance;
+    const config = loadConfig(instance.env);
     const t0 = Date.now();
     const note = (m: string) =>
       console.log(`  [${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`);
@@ -146,7 +131,7 @@ Deno.test({
       await api?.shutdown();
       await stopService("datanode", config, { hard: true }).catch(() => {});
       await stopService("namenode", config, { hard: true }).catch(() => {});
-      await Deno.remove(home, { recursive: true }).catch(() => {});
+      await instance.remove();
     }
   },
 });
