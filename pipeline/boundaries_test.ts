@@ -31,14 +31,12 @@ export const SHARED_MODULES: Record<string, string> = {
 
 /** Product imports across stages that are real dependencies, with why. */
 const PRODUCT_EXCEPTIONS: Record<string, string> = {
-  "api/server.ts -> alerts/routes.ts":
-    "the API serves the alert rules' HTTP routes, which the alerts stage owns",
-  "alerts/routes.ts -> api/guard.ts":
-    "the alert routes use the API's origin check and capped body reader",
-  "alerts/routes.ts -> api/params.ts":
-    "the alert routes parse parameters and answer 4xx the API's way",
-  "alerts/routes.ts -> api/routes.ts":
-    "the alert routes plug into the API's router (Route, RouteContext)",
+  "api/alert_routes.ts -> alerts/rules.ts":
+    "the API's alert routes check rules with the alerts stage's one validator",
+  "api/alert_routes.ts -> alerts/store.ts":
+    "the API's alert routes read and change the rules in the alerts stage's store",
+  "api/alert_routes.ts -> alerts/metrics.ts":
+    "the API's alert routes hand the alerts stage its database handle (Db)",
   "api/routes.ts -> batch/quarantine.ts":
     "the API lists quarantined data under the batch's reason names",
   "api/routes.ts -> redrive/dead_letters.ts":

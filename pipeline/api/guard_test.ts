@@ -10,6 +10,7 @@ import {
   ResultCache,
 } from "./guard.ts";
 import { ApiError } from "./params.ts";
+import { isLoopback } from "./alert_routes.ts";
 
 Deno.test("Host allow-list: loopback names on the API's port, plus configured names", () => {
   const local = hostAllowList({ host: "127.0.0.1", allowedHosts: [] }, 8787);
@@ -218,4 +219,13 @@ Deno.test("readTextCapped: refuses at the cap without reading the rest", async (
     () => readTextCapped(declared, 1024),
     (e: unknown) => e instanceof ApiError && e.status === 413,
   );
+});
+
+Deno.test("isLoopback: which bind addresses stay on this machine", () => {
+  for (const h of ["127.0.0.1", "localhost", "::1", "127.1.2.3"]) {
+    assert.ok(isLoopback(h), h);
+  }
+  for (const h of ["0.0.0.0", "::", "192.168.1.5", "example.com"]) {
+    assert.ok(!isLoopback(h), h);
+  }
 });

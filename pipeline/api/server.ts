@@ -22,7 +22,7 @@
  */
 import { createPool } from "../clients/postgres.ts";
 import { type Config, ConfigError } from "../config.ts";
-import { alertRoutes, isLoopback } from "../alerts/routes.ts";
+import { alertRoutes, isLoopback } from "./alert_routes.ts";
 import { logger } from "../log.ts";
 import { publicReason, type ServiceCheck } from "../probes/probes.ts";
 import {

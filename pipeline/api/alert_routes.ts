@@ -1,6 +1,6 @@
 /**
  * The alert endpoints of the API (added to startApi through `opts.routes`,
- * see alertRoutes): list the metric catalogue, the rules with their live
+ * see alertRoutes), over the alerts stage's rule model and store: list the metric catalogue, the rules with their live
  * state, firing alerts and recent transitions; create, replace, enable /
  * disable and delete rules.
  *
@@ -16,17 +16,17 @@
  * - answer 400 with `field "<name>": <reason>` on an invalid rule.
  */
 import type { Config } from "../config.ts";
-import { originAllowed, readTextCapped } from "../api/guard.ts";
-import { ApiError, int } from "../api/params.ts";
-import type { Route, RouteContext } from "../api/routes.ts";
+import { originAllowed, readTextCapped } from "./guard.ts";
+import { ApiError, int } from "./params.ts";
+import type { Route, RouteContext } from "./routes.ts";
 import {
   type AlertRule,
   METRICS,
   RuleValidationError,
   validateRule,
-} from "./rules.ts";
-import * as store from "./store.ts";
-import type { Db } from "./metrics.ts";
+} from "../alerts/rules.ts";
+import * as store from "../alerts/store.ts";
+import type { Db } from "../alerts/metrics.ts";
 
 const MAX_BODY_BYTES = 64 * 1024;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
