@@ -808,6 +808,251 @@ export interface StageOutcome {
   fates?: Map<number, string>;
 }
 
+/** A row Postgres refused (step 1), isolated by bisection. */
+interface RefusedRow {
+  rn: number;
+  code?: string;
+  message: string;
+}
+
+/**
+ * Step 1: copies `src`'s rows into load_stage, bisecting a refused range
+ * until every refused row is isolated; stops (tooMany) past
+ * MAX_BAD_ROWS_PER_FILE refused rows.
+ */
+async function stageRows(
+  client: PoolClient,
+  src: StageSource,
+): Promise<{ refused: RefusedRow[]; tooMany: boolean }> {
+  const { conn, table } = src;
+  const refused: RefusedRow[] = [];
+  let tooMany = false;
+  let part = 0;
+  const cols = [...src.columns, "_rn"];
+  const copyRange = async (a: number, b: number): Promise<void> => {
+    if (tooMany) return;
+    const csv = `${src.work}/${table}.part${part++}.csv`;
+    await conn.run(
+      `copy (select ${
+        cols.map(quoteIdent).join(", ")
+      } from ${table} where _rn between ${a} and ${b})
+         to ${quoteLiteral(csv)} (format csv, header false)`,
+    );
+    await client.query("savepoint stage_copy");
+    try {
+      await copyCsv(client, "load_stage", cols, csv, b - a + 1);
+      await client.query("release savepoint stage_copy");
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      await client.query("rollback to savepoint stage_copy");
+      await client.query("release savepoint stage_copy");
+      if (a === b) {
+        const e = pgError(err);
+        refused.push({ rn: a, code: e.code, message: e.message });
+        if (refused.length > MAX_BAD_ROWS_PER_FILE) tooMany = true;
+        return;
+      }
+      const mid = Math.floor((a + b) / 2);
+      await copyRange(a, mid);
+      await copyRange(mid + 1, b);
+    } finally {
+      await Deno.remove(csv).catch(() => {});
+    }
+  };
+  if (src.rows > 0) await copyRange(1, src.rows);
+  return { refused, tooMany };
+}
+
+/** Quarantines each refused row as a data_error. */
+function quarantineRefused(out: StageOutcome, refused: RefusedRow[]): void {
+  for (const r of refused) {
+    out.quarantine.set(r.rn, {
+      reason: "data_error",
+      code: r.code,
+      detail: r.message,
+    });
+  }
+}
+
+/**
+ * Step 2: rows whose Kafka coordinates were seen before: already loaded
+ * when they hold the same event, an offset conflict otherwise.
+ */
+async function markSeenCoordinates(client: PoolClient): Promise<void> {
+  const coordsEq = (a: string, b: string, off = "kafka_offset") =>
+    `${a}.kafka_topic = ${b}.kafka_topic and ${a}.kafka_partition = ${b}.kafka_partition and ${a}.${off} = ${b}.kafka_offset`;
+  await client.query(
+    `update load_stage s set _fate = 'offset_conflict',
+            _detail = 'the source holds this offset more than once'
+      where _fate is null and exists (select 1 from load_stage t where ${
+      coordsEq("t", "s")
+    } and t._rn < s._rn)`,
+  );
+  for (
+    const [source, cond, same, label] of [
+      [
+        "raw.events x",
+        coordsEq("s", "x"),
+        "x.event_id = s.event_id",
+        "raw.events",
+      ],
+      [
+        "raw.duplicates x",
+        coordsEq("s", "x"),
+        "x.event_id = s.event_id",
+        "raw.duplicates",
+      ],
+      [
+        "raw.quarantine x",
+        `x.scope = 'row' and x.status = 'quarantined' and ${
+          coordsEq("x", "s", "first_offset")
+        }`,
+        "true",
+        "the quarantine",
+      ],
+    ]
+  ) {
+    await client.query(
+      `update load_stage s
+          set _fate = case when ${same} then 'already_loaded' else 'offset_conflict' end,
+              _detail = case when ${same} then null
+                else 'this Kafka offset already holds event ' || x.event_id || ' in ${label}' end
+         from ${source}
+        where s._fate is null and ${cond}`,
+    );
+  }
+}
+
+/**
+ * Step 3: one event_id, one row: the first by Kafka coordinates stays (in
+ * the stage or in raw.events); every other copy goes to raw.duplicates.
+ * Returns the kinds written: copies from the stage, then earlier copies
+ * replaced.
+ */
+async function keepFirstCopies(
+  client: PoolClient,
+  runId: string,
+): Promise<
+  { fromSource: string[]; fromSourceCount: number; replaced: string[] }
+> {
+  const strip = `$1::text[]`;
+  await client.query(
+    `create temp table load_winner on commit drop as
+     select distinct on (event_id) event_id, kafka_topic, kafka_partition,
+            kafka_offset, in_stage, payload, full_row
+       from (select event_id, kafka_topic, kafka_partition, kafka_offset,
+                    true as in_stage, to_jsonb(s) - ${strip} as payload,
+                    to_jsonb(s) - array['_rn', '_fate', '_detail'] as full_row
+               from load_stage s where _fate is null
+             union all
+             select e.event_id, e.kafka_topic, e.kafka_partition, e.kafka_offset,
+                    false, to_jsonb(e) - ${strip}, to_jsonb(e)
+               from raw.events e
+              where e.event_id in (select event_id from load_stage where _fate is null)
+            ) c
+      order by event_id, kafka_topic, kafka_partition, kafka_offset`,
+    [NON_PAYLOAD_KEYS],
+  );
+  const W_KEYS =
+    "array['w_topic', 'w_partition', 'w_offset', 'w_payload', 'w_row']";
+  // Copies in the source that lose.
+  const dupStage = await client.query(
+    `with losers as (
+       update load_stage s set _fate = 'duplicate'
+         from load_winner w
+        where s._fate is null and s.event_id = w.event_id
+          and (s.kafka_topic, s.kafka_partition, s.kafka_offset)
+              <> (w.kafka_topic, w.kafka_partition, w.kafka_offset)
+       returning s.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
+                 w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
+     insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
+       kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
+       payload, kept_payload, run_id)
+     select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
+            case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
+                 then 'exact' else 'conflicting' end,
+            l.w_topic, l.w_partition, l.w_offset,
+            date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
+            to_jsonb(l) - array['_rn', '_fate', '_detail'] - ${W_KEYS},
+            l.w_row, $2
+       from losers l
+     returning kind`,
+    [NON_PAYLOAD_KEYS, runId],
+  );
+  // Copies loaded before that lose to a row of the source (it comes first).
+  const dupOld = await client.query(
+    `with losers as (
+       delete from raw.events e using load_winner w
+        where w.in_stage and e.event_id = w.event_id
+       returning e.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
+                 w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
+     insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
+       kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
+       payload, kept_payload, run_id)
+     select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
+            case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
+                 then 'exact' else 'conflicting' end,
+            l.w_topic, l.w_partition, l.w_offset,
+            date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
+            to_jsonb(l) - ${W_KEYS}, l.w_row, $2
+       from losers l
+     returning kind`,
+    [NON_PAYLOAD_KEYS, runId],
+  );
+  if (dupOld.rowCount) {
+    // Older records of those events now point at the new first copy.
+    await client.query(
+      `update raw.duplicates d set kept_topic = w.kafka_topic,
+              kept_partition = w.kafka_partition, kept_offset = w.kafka_offset,
+              kept_payload = w.full_row
+         from load_winner w
+        where w.in_stage and d.event_id = w.event_id`,
+    );
+  }
+  await client.query("drop table load_winner");
+  return {
+    fromSource: dupStage.rows.map((r) => r.kind),
+    fromSourceCount: dupStage.rowCount ?? 0,
+    replaced: dupOld.rows.map((r) => r.kind),
+  };
+}
+
+/**
+ * After step 4: the rows set aside in the stage (quarantine reasons), the
+ * count already loaded and, when asked, every row's fate.
+ */
+async function collectFates(
+  client: PoolClient,
+  refused: RefusedRow[],
+  out: StageOutcome,
+  withFates: boolean,
+): Promise<void> {
+  const fated = await client.query(
+    `select _rn, _fate, _detail from load_stage
+      where _fate is not null and _fate not in ('duplicate', 'already_loaded')`,
+  );
+  quarantineRefused(out, refused);
+  for (const r of fated.rows) {
+    out.quarantine.set(Number(r._rn), {
+      reason: r._fate as QuarantineReason,
+      detail: String(r._detail),
+    });
+  }
+  out.alreadyLoaded = Number(
+    (await client.query(
+      "select count(*)::int as n from load_stage where _fate = 'already_loaded'",
+    )).rows[0].n,
+  );
+  if (withFates) {
+    out.fates = new Map();
+    const all = await client.query("select _rn, _fate from load_stage");
+    for (const r of all.rows) {
+      out.fates.set(Number(r._rn), r._fate ?? "loaded");
+    }
+    for (const r of refused) out.fates.set(r.rn, "data_error");
+  }
+}
+
 /**
  * Steps 1–4 of the module comment for `src`'s rows, in the caller's open
  * transaction: stage them (isolating what Postgres refuses), resolve
@@ -818,7 +1063,6 @@ export async function stageAndResolve(
   src: StageSource,
   opts: { fates?: boolean } = {},
 ): Promise<StageOutcome> {
-  const { conn, table } = src;
   const out: StageOutcome = {
     tooMany: false,
     inserted: 0,
@@ -833,51 +1077,12 @@ export async function stageAndResolve(
   );
   try {
     // 1. copy, isolating refused rows
-    const refused: Array<{ rn: number; code?: string; message: string }> = [];
-    let part = 0;
-    const cols = [...src.columns, "_rn"];
-    const copyRange = async (a: number, b: number): Promise<void> => {
-      if (out.tooMany) return;
-      const csv = `${src.work}/${table}.part${part++}.csv`;
-      await conn.run(
-        `copy (select ${
-          cols.map(quoteIdent).join(", ")
-        } from ${table} where _rn between ${a} and ${b})
-           to ${quoteLiteral(csv)} (format csv, header false)`,
-      );
-      await client.query("savepoint stage_copy");
-      try {
-        await copyCsv(client, "load_stage", cols, csv, b - a + 1);
-        await client.query("release savepoint stage_copy");
-      } catch (err) {
-        if (!isDataError(err)) throw err;
-        await client.query("rollback to savepoint stage_copy");
-        await client.query("release savepoint stage_copy");
-        if (a === b) {
-          const e = pgError(err);
-          refused.push({ rn: a, code: e.code, message: e.message });
-          if (refused.length > MAX_BAD_ROWS_PER_FILE) out.tooMany = true;
-          return;
-        }
-        const mid = Math.floor((a + b) / 2);
-        await copyRange(a, mid);
-        await copyRange(mid + 1, b);
-      } finally {
-        await Deno.remove(csv).catch(() => {});
-      }
-    };
-    if (src.rows > 0) await copyRange(1, src.rows);
-    if (out.tooMany) {
-      for (const r of refused) {
-        out.quarantine.set(r.rn, {
-          reason: "data_error",
-          code: r.code,
-          detail: r.message,
-        });
-      }
+    const { refused, tooMany } = await stageRows(client, src);
+    if (tooMany) {
+      out.tooMany = true;
+      quarantineRefused(out, refused);
       return out;
     }
-
     if (src.rowChecksUntil) {
       const check = rowCheckSql("s", "$1::timestamptz");
       await client.query(
@@ -886,128 +1091,10 @@ export async function stageAndResolve(
         [src.rowChecksUntil],
       );
     }
-
     // 2. coordinates seen before
-    const coordsEq = (a: string, b: string, off = "kafka_offset") =>
-      `${a}.kafka_topic = ${b}.kafka_topic and ${a}.kafka_partition = ${b}.kafka_partition and ${a}.${off} = ${b}.kafka_offset`;
-    await client.query(
-      `update load_stage s set _fate = 'offset_conflict',
-              _detail = 'the source holds this offset more than once'
-        where _fate is null and exists (select 1 from load_stage t where ${
-        coordsEq("t", "s")
-      } and t._rn < s._rn)`,
-    );
-    for (
-      const [source, cond, same, label] of [
-        [
-          "raw.events x",
-          coordsEq("s", "x"),
-          "x.event_id = s.event_id",
-          "raw.events",
-        ],
-        [
-          "raw.duplicates x",
-          coordsEq("s", "x"),
-          "x.event_id = s.event_id",
-          "raw.duplicates",
-        ],
-        [
-          "raw.quarantine x",
-          `x.scope = 'row' and x.status = 'quarantined' and ${
-            coordsEq("x", "s", "first_offset")
-          }`,
-          "true",
-          "the quarantine",
-        ],
-      ]
-    ) {
-      await client.query(
-        `update load_stage s
-            set _fate = case when ${same} then 'already_loaded' else 'offset_conflict' end,
-                _detail = case when ${same} then null
-                  else 'this Kafka offset already holds event ' || x.event_id || ' in ${label}' end
-           from ${source}
-          where s._fate is null and ${cond}`,
-      );
-    }
-
+    await markSeenCoordinates(client);
     // 3. one event_id, one row: the first by Kafka coordinates stays
-    const strip = `$1::text[]`;
-    await client.query(
-      `create temp table load_winner on commit drop as
-       select distinct on (event_id) event_id, kafka_topic, kafka_partition,
-              kafka_offset, in_stage, payload, full_row
-         from (select event_id, kafka_topic, kafka_partition, kafka_offset,
-                      true as in_stage, to_jsonb(s) - ${strip} as payload,
-                      to_jsonb(s) - array['_rn', '_fate', '_detail'] as full_row
-                 from load_stage s where _fate is null
-               union all
-               select e.event_id, e.kafka_topic, e.kafka_partition, e.kafka_offset,
-                      false, to_jsonb(e) - ${strip}, to_jsonb(e)
-                 from raw.events e
-                where e.event_id in (select event_id from load_stage where _fate is null)
-              ) c
-        order by event_id, kafka_topic, kafka_partition, kafka_offset`,
-      [NON_PAYLOAD_KEYS],
-    );
-    const W_KEYS =
-      "array['w_topic', 'w_partition', 'w_offset', 'w_payload', 'w_row']";
-    // Copies in the source that lose.
-    const dupStage = await client.query(
-      `with losers as (
-         update load_stage s set _fate = 'duplicate'
-           from load_winner w
-          where s._fate is null and s.event_id = w.event_id
-            and (s.kafka_topic, s.kafka_partition, s.kafka_offset)
-                <> (w.kafka_topic, w.kafka_partition, w.kafka_offset)
-         returning s.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
-                   w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
-       insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
-         kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
-         payload, kept_payload, run_id)
-       select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
-              case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
-                   then 'exact' else 'conflicting' end,
-              l.w_topic, l.w_partition, l.w_offset,
-              date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
-              to_jsonb(l) - array['_rn', '_fate', '_detail'] - ${W_KEYS},
-              l.w_row, $2
-         from losers l
-       returning kind`,
-      [NON_PAYLOAD_KEYS, src.runId],
-    );
-    // Copies loaded before that lose to a row of the source (it comes first).
-    const dupOld = await client.query(
-      `with losers as (
-         delete from raw.events e using load_winner w
-          where w.in_stage and e.event_id = w.event_id
-         returning e.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
-                   w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
-       insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
-         kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
-         payload, kept_payload, run_id)
-       select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
-              case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
-                   then 'exact' else 'conflicting' end,
-              l.w_topic, l.w_partition, l.w_offset,
-              date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
-              to_jsonb(l) - ${W_KEYS}, l.w_row, $2
-         from losers l
-       returning kind`,
-      [NON_PAYLOAD_KEYS, src.runId],
-    );
-    if (dupOld.rowCount) {
-      // Older records of those events now point at the new first copy.
-      await client.query(
-        `update raw.duplicates d set kept_topic = w.kafka_topic,
-                kept_partition = w.kafka_partition, kept_offset = w.kafka_offset,
-                kept_payload = w.full_row
-           from load_winner w
-          where w.in_stage and d.event_id = w.event_id`,
-      );
-    }
-    await client.query("drop table load_winner");
-
+    const dups = await keepFirstCopies(client, src.runId);
     // 4. the rest into raw.events
     const insertCols = src.columns.map(quoteIdent).join(", ");
     const inserted = await client.query(
@@ -1015,43 +1102,58 @@ export async function stageAndResolve(
        select ${insertCols} from load_stage where _fate is null`,
     );
     out.inserted = Number(inserted.rowCount);
-    out.duplicatesFromSource = dupStage.rowCount ?? 0;
-    out.duplicateKinds = [...dupStage.rows, ...dupOld.rows].map((r) => r.kind);
-    const fated = await client.query(
-      `select _rn, _fate, _detail from load_stage
-        where _fate is not null and _fate not in ('duplicate', 'already_loaded')`,
-    );
-    for (const r of refused) {
-      out.quarantine.set(r.rn, {
-        reason: "data_error",
-        code: r.code,
-        detail: r.message,
-      });
-    }
-    for (const r of fated.rows) {
-      out.quarantine.set(Number(r._rn), {
-        reason: r._fate as QuarantineReason,
-        detail: String(r._detail),
-      });
-    }
-    out.alreadyLoaded = Number(
-      (await client.query(
-        "select count(*)::int as n from load_stage where _fate = 'already_loaded'",
-      )).rows[0].n,
-    );
-    if (opts.fates) {
-      out.fates = new Map();
-      const all = await client.query("select _rn, _fate from load_stage");
-      for (const r of all.rows) {
-        out.fates.set(Number(r._rn), r._fate ?? "loaded");
-      }
-      for (const r of refused) out.fates.set(r.rn, "data_error");
-    }
+    out.duplicatesFromSource = dups.fromSourceCount;
+    out.duplicateKinds = [...dups.fromSource, ...dups.replaced];
+    await collectFates(client, refused, out, opts.fates ?? false);
     return out;
   } finally {
     await client.query("drop table if exists load_stage");
     await client.query("drop table if exists load_winner");
   }
+}
+
+/**
+ * A carefully loaded file's rows to quarantine, read back from DuckDB as the
+ * file has them; `noCoordinates` names the first row without its Kafka
+ * coordinates (the whole file is refused then).
+ */
+async function rowQuarantineItems(
+  conn: DuckDBConnection,
+  table: string,
+  staged: StageOutcome,
+  p: PreparedFile,
+  runId: string,
+): Promise<{ rows: RowQuarantine[] } | { noCoordinates: string }> {
+  const rows = await duckRows(conn, table, [...staged.quarantine.keys()]);
+  const items: RowQuarantine[] = [];
+  for (const [rn, q] of staged.quarantine) {
+    const json = rows.get(rn)!;
+    const row = JSON.parse(json) as Record<string, unknown>;
+    const offset = Number(row.kafka_offset);
+    if (
+      typeof row.kafka_topic !== "string" ||
+      !Number.isSafeInteger(Number(row.kafka_partition)) ||
+      !Number.isSafeInteger(offset)
+    ) {
+      return {
+        noCoordinates: `row ${rn} has no Kafka coordinates (${q.detail})`,
+      };
+    }
+    items.push({
+      reason: q.reason,
+      sqlstate: q.code ?? null,
+      detail: q.detail,
+      sourcePath: p.file.path,
+      topic: row.kafka_topic,
+      partition: Number(row.kafka_partition),
+      offset,
+      eventHour: partitionStart(p.file),
+      eventId: typeof row.event_id === "string" ? row.event_id : null,
+      rowJson: json,
+      runId,
+    });
+  }
+  return { rows: items };
 }
 
 /** The careful path for a file (stageAndResolve), then its quarantine and ledger rows. */
@@ -1093,42 +1195,19 @@ async function loadCarefully(
     // The quarantine: refused rows and offset conflicts, as the file has them.
     let quarantineIds: number[] = [];
     if (staged.quarantine.size) {
-      const rows = await duckRows(conn, table, [...staged.quarantine.keys()]);
-      const items: RowQuarantine[] = [];
-      for (const [rn, q] of staged.quarantine) {
-        const json = rows.get(rn)!;
-        const row = JSON.parse(json) as Record<string, unknown>;
-        const offset = Number(row.kafka_offset);
-        if (
-          typeof row.kafka_topic !== "string" ||
-          !Number.isSafeInteger(Number(row.kafka_partition)) ||
-          !Number.isSafeInteger(offset)
-        ) {
-          // Without its Kafka coordinates a row cannot be told apart: the
-          // whole file is set aside instead.
-          return await refuseFile(
-            client,
-            p,
-            ctx,
-            "unreadable_file",
-            `row ${rn} has no Kafka coordinates (${q.detail})`,
-          );
-        }
-        items.push({
-          reason: q.reason,
-          sqlstate: q.code ?? null,
-          detail: q.detail,
-          sourcePath: p.file.path,
-          topic: row.kafka_topic,
-          partition: Number(row.kafka_partition),
-          offset,
-          eventHour: partitionStart(p.file),
-          eventId: typeof row.event_id === "string" ? row.event_id : null,
-          rowJson: json,
-          runId: ctx.runId,
-        });
+      const items = await rowQuarantineItems(conn, table, staged, p, ctx.runId);
+      if ("noCoordinates" in items) {
+        // Without its Kafka coordinates a row cannot be told apart: the
+        // whole file is set aside instead.
+        return await refuseFile(
+          client,
+          p,
+          ctx,
+          "unreadable_file",
+          items.noCoordinates,
+        );
       }
-      quarantineIds = await quarantineRows(client, items);
+      quarantineIds = await quarantineRows(client, items.rows);
     }
 
     const exact = staged.duplicateKinds.filter((k) => k === "exact").length;
