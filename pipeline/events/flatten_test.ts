@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { FLAT_COLUMNS, flatRowValues, flattenEvent } from "./flatten.ts";
+import {
+  FLAT_COLUMNS,
+  flatRowValues,
+  flattenEvent,
+  type KafkaCoords,
+  NO_DETAILS,
+} from "./flatten.ts";
 import { type Event, EVENT_TYPES, validateEvent } from "./schema.ts";
 import { createGenerator } from "./generator.ts";
 import { PROJECT_ROOT } from "../config.ts";
@@ -154,4 +160,25 @@ Deno.test("hostile text survives flattening unchanged", () => {
     flattenEvent(e, COORDS).search_query,
     "<img src=x onerror=alert(1)>",
   );
+});
+
+Deno.test("the row literal's type-specific nulls are NO_DETAILS, and Kafka timestamps follow each record", () => {
+  // flattenEvent spells the nulls out (one hidden class); NO_DETAILS is what
+  // fixtures spread: both must name exactly the nullable detail columns.
+  const details = FLAT_COLUMNS.filter((c) =>
+    c.nullable && c.name !== "kafka_timestamp"
+  ).map((c) => c.name);
+  assert.deepEqual(Object.keys(NO_DETAILS), details);
+  const e = SAMPLE.get("search")![0];
+  const at = (timestamp: KafkaCoords["timestamp"]) =>
+    flattenEvent(e, { ...COORDS, timestamp }).kafka_timestamp;
+  // The last timestamp is remembered: a different one right after must not
+  // get the remembered result.
+  assert.equal(at("1767225600123"), "2026-01-01T00:00:00.123Z");
+  assert.equal(at("1767225600124"), "2026-01-01T00:00:00.124Z");
+  assert.equal(at(1767225600124), "2026-01-01T00:00:00.124Z");
+  assert.equal(at(new Date(1767225600125)), "2026-01-01T00:00:00.125Z");
+  assert.equal(at("x"), null);
+  assert.equal(at("1767225600124"), "2026-01-01T00:00:00.124Z");
+  assert.equal(at(null), null);
 });
