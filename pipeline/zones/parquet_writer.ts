@@ -19,6 +19,12 @@
  * without the byte bound runs out of the 128 MB limit; at DuckDB's default
  * 122,880-row groups a 200,000-row file needs 355 MB.
  *
+ * Row groups are 4,096 rows or 2 MB: in the consumer's benchmark (1M
+ * events) that took the consumer's peak RSS from 324 to 277 MB against
+ * 10,000 rows / 8 MB, for 8 % more Parquet bytes (55.5 instead of 51.3 MB)
+ * and no loss of speed; readers (the batch load, DuckDB over the zone) read
+ * row groups of any size.
+ *
  * It lives in zones/ because it fixes the raw zone's file format, which more
  * than one stage depends on: the consumer writes with it and the batch's
  * tiny-file merge reads back with `readJsonColumns`.
@@ -45,9 +51,9 @@ export interface ParquetWriterOptions {
   memoryLimit?: string;
   /** Where DuckDB may spill (default: none, in-memory only). */
   tempDirectory?: string;
-  /** Rows per Parquet row group (default 10,000). */
+  /** Rows per Parquet row group (default 4,096). */
   rowGroupSize?: number;
-  /** Bytes per row group, whatever the row sizes (default 8MB). */
+  /** Bytes per row group, whatever the row sizes (default 2MB). */
   rowGroupBytes?: string;
 }
 
@@ -75,13 +81,13 @@ export class ParquetWriter {
       allocator_flush_threshold: "8MB",
       ...(opts.tempDirectory ? { temp_directory: opts.tempDirectory } : {}),
     });
-    if (!/^\d+(KB|MB)$/.test(opts.rowGroupBytes ?? "8MB")) {
+    if (!/^\d+(KB|MB)$/.test(opts.rowGroupBytes ?? "2MB")) {
       throw new RangeError(`invalid row group bytes: ${opts.rowGroupBytes}`);
     }
     return new ParquetWriter(
       instance,
-      opts.rowGroupSize ?? 10_000,
-      opts.rowGroupBytes ?? "8MB",
+      opts.rowGroupSize ?? 4_096,
+      opts.rowGroupBytes ?? "2MB",
     );
   }
 
