@@ -51,14 +51,19 @@ export function parseProcStat(text: string): ProcStat | undefined {
   };
 }
 
-function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
+/** A /proc file's text, or undefined (the process is gone). */
+export function readProcText(path: string): string | undefined {
   try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
-    return m ? Number(m[1]) * 1024 : undefined;
+    return Deno.readTextFileSync(path);
   } catch {
     return undefined;
   }
+}
+
+function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
+  const status = readProcText(`/proc/${pid}/status`);
+  const m = status && new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
+  return m ? Number(m[1]) * 1024 : undefined;
 }
 
 /** Resident set size of a process in bytes (VmRSS), or undefined (gone, or a kernel thread). */
@@ -69,4 +74,103 @@ export function rssBytes(pid: number): number | undefined {
 /** Peak resident set size (VmHWM) of a process in bytes, or undefined. */
 export function peakRssBytes(pid: number): number | undefined {
   return statusKb(pid, "VmHWM");
+}
+
+// ------------------------------------------------- process-tree meter ----
+
+/** What a process tree used from the meter's start to its stop. */
+export interface TreeUsage {
+  wallMs: number;
+  cpuSeconds: number;
+  /** Highest sampled sum of the tree's resident memory. */
+  peakRssBytes: number;
+  /** Largest number of processes seen in the tree at once. */
+  processes: number;
+}
+
+/**
+ * Samples a process and its descendants every `intervalMs`: the sum of their
+ * resident memory (peak kept) and of their CPU time. A descendant's CPU time
+ * reaches its parent's cutime/cstime when it exits and is reaped, so the
+ * tree's CPU is the sum over its live members; what runs after the last
+ * sample (< one interval) is not counted. New descendants are looked for in
+ * all of /proc once a second, and every sample in the first five seconds
+ * (when spark-submit starts its JVM and the JVM its Python driver).
+ * The consumer and Spark benchmarks measure with it, so both figures are
+ * whole process trees.
+ */
+export class ProcessTreeMeter {
+  #root: number;
+  #interval: number;
+  #timer: ReturnType<typeof setInterval>;
+  #t0 = performance.now();
+  #members = new Set<number>();
+  #cpuTicks = 0;
+  #peakRss = 0;
+  #processes = 0;
+  #ticks = 0;
+
+  constructor(rootPid: number, intervalMs = 100) {
+    this.#root = rootPid;
+    this.#interval = intervalMs;
+    this.#members.add(rootPid);
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), intervalMs);
+  }
+
+  #discover(): void {
+    const parents = new Map<number, number>();
+    for (const e of Deno.readDirSync("/proc")) {
+      const pid = Number(e.name);
+      if (!Number.isInteger(pid)) continue;
+      const st = parseProcStat(readProcText(`/proc/${pid}/stat`) ?? "");
+      if (st) parents.set(pid, st.ppid);
+    }
+    let grew = true;
+    while (grew) {
+      grew = false;
+      for (const [pid, ppid] of parents) {
+        if (!this.#members.has(pid) && this.#members.has(ppid)) {
+          this.#members.add(pid);
+          grew = true;
+        }
+      }
+    }
+  }
+
+  #sample(): void {
+    const early = this.#ticks * this.#interval < 5_000;
+    if (early || this.#ticks % Math.max(1, 1000 / this.#interval) === 0) {
+      this.#discover();
+    }
+    this.#ticks++;
+    let cpu = 0, rss = 0, alive = 0;
+    for (const pid of this.#members) {
+      const st = parseProcStat(readProcText(`/proc/${pid}/stat`) ?? "");
+      const resident = rssBytes(pid);
+      if (!st || resident === undefined) {
+        if (pid !== this.#root) this.#members.delete(pid);
+        continue;
+      }
+      alive++;
+      cpu += st.cpuTicks;
+      rss += resident;
+    }
+    // Exited members' time is in their reaped parent's cutime from now on;
+    // between their exit and the reaping the sum dips, so keep the maximum.
+    if (cpu > this.#cpuTicks) this.#cpuTicks = cpu;
+    if (rss > this.#peakRss) this.#peakRss = rss;
+    if (alive > this.#processes) this.#processes = alive;
+  }
+
+  /** Stops sampling (call once the root has exited) and returns the usage. */
+  stop(): TreeUsage {
+    clearInterval(this.#timer);
+    return {
+      wallMs: performance.now() - this.#t0,
+      cpuSeconds: this.#cpuTicks / CLOCK_TICKS,
+      peakRssBytes: this.#peakRss,
+      processes: this.#processes,
+    };
+  }
 }

@@ -1,6 +1,11 @@
 // /proc parsing for the benchmark meters and the soak. Fast; no services.
 import assert from "node:assert/strict";
-import { parseProcStat, peakRssBytes, rssBytes } from "./proc.ts";
+import {
+  parseProcStat,
+  peakRssBytes,
+  ProcessTreeMeter,
+  rssBytes,
+} from "./proc.ts";
 
 Deno.test("parseProcStat: pid, name, state, ppid, pgid and CPU ticks, even with ') ' in the name", () => {
   // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt
@@ -38,4 +43,24 @@ Deno.test("parseProcStat and rssBytes read this process's real /proc entries", (
   assert.ok(rss > 10 * 2 ** 20, `rss ${rss}`);
   assert.ok(peakRssBytes(Deno.pid)! >= rss);
   assert.equal(rssBytes(2 ** 22 + 1), undefined, "no such process");
+});
+
+Deno.test("ProcessTreeMeter: counts a grandchild's CPU time and memory", async () => {
+  // sh → python3 busy for ~0.5 s of CPU while holding ~60 MB.
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `python3 -c "b = bytearray(60_000_000)
+import time
+t = time.process_time()
+while time.process_time() - t < 0.5: pass" & wait`,
+    ],
+  }).spawn();
+  const meter = new ProcessTreeMeter(child.pid, 50);
+  assert.equal((await child.status).code, 0);
+  const u = meter.stop();
+  assert.ok(u.processes >= 2, `processes ${u.processes}`);
+  assert.ok(u.cpuSeconds >= 0.3, `cpu ${u.cpuSeconds}`);
+  assert.ok(u.peakRssBytes >= 60_000_000, `rss ${u.peakRssBytes}`);
+  assert.ok(u.wallMs >= 500, `wall ${u.wallMs}`);
 });

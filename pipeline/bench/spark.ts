@@ -22,19 +22,17 @@
  * what each system does that the other does not, with this run's figures.
  */
 import { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { Buffer } from "node:buffer";
 import type { Config } from "../config.ts";
 import { createTestEnv, type TestEnv } from "../testing/env.ts";
-import { createKafka } from "../clients/kafka.ts";
 import { createWebHdfs, type WebHdfs } from "../clients/webhdfs.ts";
-import { createGenerator, recordBytes } from "../events/generator.ts";
 import * as schema from "../events/schema.ts";
 import { FLAT_COLUMN_NAMES } from "../events/flatten.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/names.ts";
 import { spawnConsumer } from "../testing/consumer.ts";
 import { logger } from "../log.ts";
-import { CLOCK_TICKS, parseProcStat, rssBytes } from "./proc.ts";
+import { ProcessTreeMeter, readProcText, type TreeUsage } from "./proc.ts";
 import { type BenchRow, benchRow } from "./report.ts";
+import { preloadTopic } from "./preload.ts";
 import { ensureSparkToolchain, SPARK_JOB } from "./spark_toolchain.ts";
 
 const log = logger("bench.spark");
@@ -114,111 +112,6 @@ export function hadoopFsUri(
   }
   const u = new URL(config.hdfs.webhdfsUrl);
   return `webhdfs://${u.host}`;
-}
-
-// ------------------------------------------------- process-tree meter ----
-
-/** What a process tree used from the meter's start to its stop. */
-export interface TreeUsage {
-  wallMs: number;
-  cpuSeconds: number;
-  /** Highest sampled sum of the tree's resident memory. */
-  peakRssBytes: number;
-  /** Largest number of processes seen in the tree at once. */
-  processes: number;
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Samples a process and its descendants every `intervalMs`: the sum of their
- * resident memory (peak kept) and of their CPU time. A descendant's CPU time
- * reaches its parent's cutime/cstime when it exits and is reaped, so the
- * tree's CPU is the sum over its live members; what runs after the last
- * sample (< one interval) is not counted. New descendants are looked for in
- * all of /proc once a second, and every sample in the first five seconds
- * (when spark-submit starts its JVM and the JVM its Python driver).
- */
-export class ProcessTreeMeter {
-  #root: number;
-  #interval: number;
-  #timer: ReturnType<typeof setInterval>;
-  #t0 = performance.now();
-  #members = new Set<number>();
-  #cpuTicks = 0;
-  #peakRss = 0;
-  #processes = 0;
-  #ticks = 0;
-
-  constructor(rootPid: number, intervalMs = 100) {
-    this.#root = rootPid;
-    this.#interval = intervalMs;
-    this.#members.add(rootPid);
-    this.#sample();
-    this.#timer = setInterval(() => this.#sample(), intervalMs);
-  }
-
-  #discover(): void {
-    const parents = new Map<number, number>();
-    for (const e of Deno.readDirSync("/proc")) {
-      const pid = Number(e.name);
-      if (!Number.isInteger(pid)) continue;
-      const st = parseProcStat(readText(`/proc/${pid}/stat`) ?? "");
-      if (st) parents.set(pid, st.ppid);
-    }
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [pid, ppid] of parents) {
-        if (!this.#members.has(pid) && this.#members.has(ppid)) {
-          this.#members.add(pid);
-          grew = true;
-        }
-      }
-    }
-  }
-
-  #sample(): void {
-    const early = this.#ticks * this.#interval < 5_000;
-    if (early || this.#ticks % Math.max(1, 1000 / this.#interval) === 0) {
-      this.#discover();
-    }
-    this.#ticks++;
-    let cpu = 0, rss = 0, alive = 0;
-    for (const pid of this.#members) {
-      const st = parseProcStat(readText(`/proc/${pid}/stat`) ?? "");
-      const resident = rssBytes(pid);
-      if (!st || resident === undefined) {
-        if (pid !== this.#root) this.#members.delete(pid);
-        continue;
-      }
-      alive++;
-      cpu += st.cpuTicks;
-      rss += resident;
-    }
-    // Exited members' time is in their reaped parent's cutime from now on;
-    // between their exit and the reaping the sum dips, so keep the maximum.
-    if (cpu > this.#cpuTicks) this.#cpuTicks = cpu;
-    if (rss > this.#peakRss) this.#peakRss = rss;
-    if (alive > this.#processes) this.#processes = alive;
-  }
-
-  /** Stops sampling (call once the root has exited) and returns the usage. */
-  stop(): TreeUsage {
-    clearInterval(this.#timer);
-    return {
-      wallMs: performance.now() - this.#t0,
-      cpuSeconds: this.#cpuTicks / CLOCK_TICKS,
-      peakRssBytes: this.#peakRss,
-      processes: this.#processes,
-    };
-  }
 }
 
 // ------------------------------------------------ Spark's committed files ----
@@ -372,53 +265,6 @@ export interface BenchSparkOptions {
 export interface SparkPeerResult {
   rows: BenchRow[];
   record: string;
-}
-
-/** Produces the topic; returns records sent and how many the validator accepts. */
-async function preload(
-  t: TestEnv,
-  count: number,
-  badRate: number,
-): Promise<{ records: number; valid: number }> {
-  const gen = createGenerator({
-    seed: "bench-spark-peer",
-    startTime: Date.now() - 3_600_000,
-    badRate,
-  });
-  const producer = createKafka(t.config, { quiet: true }).producer({
-    idempotent: true,
-  });
-  await producer.connect();
-  let records = 0, valid = 0;
-  let batch: { key: string; value: Buffer }[] = [];
-  const pending: Promise<unknown>[] = [];
-  try {
-    for (const rec of gen) {
-      let v = recordBytes(rec);
-      if (rec.bad === "too_large") v = v.slice(0, 70_000);
-      if (schema.validateEvent(v).ok) valid++;
-      batch.push({
-        key: rec.key,
-        value: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
-      });
-      if (++records >= count || batch.length >= 5_000) {
-        pending.push(
-          producer.send({
-            topic: t.config.kafka.topic,
-            acks: -1,
-            messages: batch,
-          }),
-        );
-        batch = [];
-        if (pending.length >= 4) await pending.shift();
-      }
-      if (records >= count) break;
-    }
-    await Promise.all(pending);
-  } finally {
-    await producer.disconnect();
-  }
-  return { records, valid };
 }
 
 interface MeasuredRun<T> {
@@ -590,7 +436,11 @@ export async function benchSparkPeer(
       `pyspark ${tc.pysparkVersion}${tc.installed ? " (installed now)" : ""}`,
     );
     say(`pre-loading ${count.toLocaleString("en-US")} records…`);
-    const loaded = await preload(t, count, badRate);
+    const loaded = await preloadTopic(t.config, {
+      count,
+      seed: "bench-spark-peer",
+      badRate,
+    });
 
     say("running logpipe's consumer (--until-caught-up)…");
     const lp = await runLogpipe(t);
@@ -737,7 +587,7 @@ export async function benchSparkPeer(
     ];
 
     const rejected = records - loaded.valid;
-    const load = readText("/proc/loadavg")?.split(" ")[0] ?? "?";
+    const load = readProcText("/proc/loadavg")?.split(" ")[0] ?? "?";
     const record = [
       `Spark peer: ${
         records.toLocaleString("en-US")

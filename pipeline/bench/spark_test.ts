@@ -1,6 +1,6 @@
 /**
  * What the Spark peer benchmark (`deno task bench --peer spark`) does without
- * Spark: the flag checks, the process-tree meter, the reading of Spark's
+ * Spark: the flag checks, the reading of Spark's
  * `_spark_metadata` log, the DuckDB comparison of two outputs, and the
  * contract that the job ports every reject reason of the validator. No test
  * here starts Spark, Kafka or HDFS.
@@ -13,7 +13,6 @@ import { parsePeer } from "./spark_flag.ts";
 import {
   compareOutputs,
   hadoopFsUri,
-  ProcessTreeMeter,
   sameEventIds,
   SPARK_PORTED_REASONS,
   sparkCommittedFiles,
@@ -49,26 +48,6 @@ Deno.test("deno task bench: bad --peer / --only combinations exit 2 with one lin
     assert.match(err, message);
     assert.equal(err.split("\n").length, 1, err);
   }
-});
-
-Deno.test("ProcessTreeMeter: counts a grandchild's CPU time and memory", async () => {
-  // sh → python3 busy for ~0.5 s of CPU while holding ~60 MB.
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      `python3 -c "b = bytearray(60_000_000)
-import time
-t = time.process_time()
-while time.process_time() - t < 0.5: pass" & wait`,
-    ],
-  }).spawn();
-  const meter = new ProcessTreeMeter(child.pid, 50);
-  assert.equal((await child.status).code, 0);
-  const u = meter.stop();
-  assert.ok(u.processes >= 2, `processes ${u.processes}`);
-  assert.ok(u.cpuSeconds >= 0.3, `cpu ${u.cpuSeconds}`);
-  assert.ok(u.peakRssBytes >= 60_000_000, `rss ${u.peakRssBytes}`);
-  assert.ok(u.wallMs >= 500, `wall ${u.wallMs}`);
 });
 
 Deno.test("sparkCommittedFiles: newest compact file, later batches, deletes", () => {

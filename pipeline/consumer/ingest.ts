@@ -42,14 +42,16 @@ export function ingestRecord(
       offset: off,
       timestamp: m.timestamp,
     });
+    // One JSON text of the row serves the batch and the live feed.
+    const line = JSON.stringify(row);
     if (b) {
       let ts = row.event_ts;
       if (ts.length !== 24 || ts[23] !== "Z") {
         ts = new Date(Date.parse(ts)).toISOString();
       }
-      b.addEvent(off, size, kts, ts, JSON.stringify(row));
+      b.addEvent(off, size, kts, ts, line);
     }
-    metrics?.countEvent(partition, off, row, res.event, size);
+    metrics?.countEvent(partition, off, row, line, size);
   } else {
     if (b) {
       const rec = deadLetterRecord(

@@ -19,6 +19,7 @@
  */
 import type { Pool, PoolClient } from "../clients/postgres.ts";
 import { withTransaction } from "../clients/postgres.ts";
+import { eventOfRow, type FlatRow } from "../events/flatten.ts";
 import {
   type ConsumerStatsRow,
   type EventCountRow,
@@ -311,7 +312,10 @@ export class MetricsWriter {
   }
 
   async #recent(c: PoolClient, s: MetricsSnapshot): Promise<void> {
-    const rows = s.recent.slice(-RECENT_EVENTS_LIMIT);
+    const rows = s.recent.slice(-RECENT_EVENTS_LIMIT).map((x) => {
+      const row = JSON.parse(x.line) as FlatRow;
+      return { row, event: eventOfRow(row) };
+    });
     const col = <T>(f: (x: (typeof rows)[number]) => T) => rows.map(f);
     await c.query(
       `insert into monitoring.recent_events

@@ -11,7 +11,6 @@ import { createPool } from "../clients/postgres.ts";
 import { MetricsAggregator } from "./metrics.ts";
 import { MetricsWriter } from "./metrics_writer.ts";
 import { type FlatRow, NO_DETAILS } from "../events/flatten.ts";
-import type { Event } from "../events/schema.ts";
 
 function row(offset: number): FlatRow {
   return {
@@ -63,8 +62,12 @@ Deno.test({
       );
       const m = new MetricsAggregator();
       for (const c of claims) m.startCounting(c.partition, c.epoch);
-      for (let o = 10; o < 15; o++) m.countEvent(0, o, row(o), {} as Event, 1);
-      for (let o = 0; o < 3; o++) m.countEvent(1, o, row(o), {} as Event, 1);
+      for (let o = 10; o < 15; o++) {
+        m.countEvent(0, o, row(o), JSON.stringify(row(o)), 1);
+      }
+      for (let o = 0; o < 3; o++) {
+        m.countEvent(1, o, row(o), JSON.stringify(row(o)), 1);
+      }
       m.countDeadLetter(1, 3, "invalid_json");
       const snap = m.drain();
       assert.deepEqual((await w.write(snap, hb)).refused, []);
@@ -85,8 +88,8 @@ Deno.test({
       const b = new MetricsWriter(pool, "T", "b");
       const [taken] = await b.claim([{ partition: 0, initialLast: 0 }]);
       assert.deepEqual([taken.epoch, taken.lastCounted], [2, 14]);
-      m.countEvent(0, 15, row(15), {} as Event, 1);
-      m.countEvent(1, 4, row(4), {} as Event, 1);
+      m.countEvent(0, 15, row(15), JSON.stringify(row(15)), 1);
+      m.countEvent(1, 4, row(4), JSON.stringify(row(4)), 1);
       assert.deepEqual((await w.write(m.drain(), hb)).refused, [0]);
       assert.equal(await total(), 9);
       const [{ counted }] = (await pool.query(

@@ -327,3 +327,25 @@ export function flatRowValues(row: FlatRow): (string | number | null)[] {
   const r = row as unknown as Record<string, string | number | null>;
   return FLAT_COLUMN_NAMES.map((n) => r[n]);
 }
+
+/**
+ * The validated event back from its flat row: every envelope key is a
+ * column and details_json holds the details verbatim (the live feed keeps
+ * rows as JSON text and rebuilds the events it writes).
+ */
+export function eventOfRow(row: FlatRow): Event {
+  return {
+    event_id: row.event_id,
+    schema_version: row.schema_version,
+    event_type: row.event_type,
+    event_ts: row.event_ts,
+    level: row.level,
+    service: row.service,
+    user_id: row.user_id,
+    session_id: row.session_id,
+    device_type: row.device_type,
+    geo: { country: row.geo_country, city: row.geo_city },
+    response_time_ms: row.response_time_ms,
+    details: JSON.parse(row.details_json),
+  } as Event;
+}

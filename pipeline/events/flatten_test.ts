@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  eventOfRow,
   FLAT_COLUMNS,
   flatRowValues,
   flattenEvent,
@@ -181,4 +182,14 @@ Deno.test("the row literal's type-specific nulls are NO_DETAILS, and Kafka times
   assert.equal(at("x"), null);
   assert.equal(at("1767225600124"), "2026-01-01T00:00:00.124Z");
   assert.equal(at(null), null);
+});
+
+Deno.test("eventOfRow gives back the validated event of every type", () => {
+  for (const type of EVENT_TYPES) {
+    for (const e of SAMPLE.get(type)!.slice(0, 50)) {
+      const row = flattenEvent(e, COORDS);
+      // Through the JSON text the live feed keeps, as the writer reads it.
+      assert.deepEqual(eventOfRow(JSON.parse(JSON.stringify(row))), e);
+    }
+  }
 });
