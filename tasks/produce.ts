@@ -13,6 +13,7 @@ import {
 import { loadConfig } from "../pipeline/config.ts";
 import { ensureTopic } from "../pipeline/clients/kafka.ts";
 import {
+  DEFAULT_BATCH_SIZE,
   formatSummary,
   produce,
   type Progress,
@@ -42,7 +43,7 @@ Options:
                        spreads 60,000 events over a week of event time
   --daily-rhythm       vary the event-time rate by hour of day
   --out FILE|-         write NDJSON to FILE or stdout instead of Kafka
-  --batch-size N       most records per Kafka request (default 5000)
+  --batch-size N       most records per Kafka request (default ${DEFAULT_BATCH_SIZE})
   --delivery-timeout D give up after D of failed sends (default 120s); the
                        exit code is then 1 and the summary counts the loss
   --summary-json FILE  also write the summary as JSON to FILE
@@ -122,7 +123,7 @@ if (import.meta.main) {
     const batchSize = intFlag(
       "batch-size",
       values["batch-size"],
-      5000,
+      DEFAULT_BATCH_SIZE,
       1,
       100_000,
     );

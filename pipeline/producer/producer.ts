@@ -1,4 +1,14 @@
 /**
+ * Records per Kafka request by default. 1,000 rather than 5,000: with one
+ * request in flight (idempotence) the throughput is the same within the
+ * noise (27–31k records/s either way from \`deno task produce --count
+ * 500000\`), and the producer's peak RSS falls from ~220 to ~175 MB
+ * (with MALLOC_ARENA_MAX=2, runtime.ts): fewer records encoded and
+ * compressed at once.
+ */
+export const DEFAULT_BATCH_SIZE = 1_000;
+
+/**
  * The producer loop: generate → batch → send, at a steady rate or as fast as
  * possible, with progress, a clean stop and an honest summary.
  *
@@ -53,7 +63,7 @@ export interface ProduceOptions {
   dailyRhythm?: boolean;
   /** Write NDJSON here ("-" = stdout) instead of sending to Kafka. */
   out?: string;
-  /** Most records per send (default 5000). */
+  /** Most records per send (default DEFAULT_BATCH_SIZE). */
   batchSize?: number;
   /** Give up on a batch after this long of failures (default 120 s). */
   deliveryTimeoutMs?: number;
@@ -271,7 +281,7 @@ async function generateAndSend(
   taken: Taken,
   t0: number,
 ): Promise<void> {
-  const batchSize = opts.batchSize ?? 5000;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const limit = opts.count ?? Infinity;
   const rate = opts.rate;
   const deadline = opts.durationMs !== undefined
