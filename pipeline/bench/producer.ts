@@ -55,7 +55,7 @@ async function runProducer(
         ...extra,
       ],
       cwd: ROOT,
-      env: t.env,
+      env: { ...PRODUCER_RUNTIME.env, ...t.env },
       stdout: "null",
       stderr: "piped",
     }).output();
