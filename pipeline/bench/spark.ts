@@ -29,6 +29,7 @@ import * as schema from "../events/schema.ts";
 import { FLAT_COLUMN_NAMES } from "../events/flatten.ts";
 import { parseDataFileName, parseRawPartition } from "../zones/names.ts";
 import { spawnConsumer } from "../testing/consumer.ts";
+import { DEFAULT_LIMITS } from "../consumer/micro_batch.ts";
 import { logger } from "../log.ts";
 import { ProcessTreeMeter, readProcText, type TreeUsage } from "./proc.ts";
 import { type BenchRow, benchRow } from "./report.ts";
@@ -624,9 +625,13 @@ export async function benchSparkPeer(
       "logpipe's consumer:",
       `- dead letters: keeps each of the ${lp.result.deadLetters} rejected records in the HDFS dead-letter zone with its original bytes, Kafka coordinates and typed reason and detail`,
       "- exactly once for every reader: files are staged, renamed atomically into names carrying their Kafka offsets, and only then are offsets committed; a plain listing of the zone (the batch, DuckDB, Hive) sees only committed files",
-      `- freshness: commits each partition's batch at 10,000 records or 1 s, so data is readable while the backlog drains (first file ${
+      `- freshness: commits each partition's batch at ${
+        DEFAULT_LIMITS.maxRecords.toLocaleString("en-US")
+      } records, ${DEFAULT_LIMITS.maxBytes / 1024 / 1024} MB or ${
+        DEFAULT_LIMITS.rotateIntervalMs / 60_000
+      } min (--rotate-interval), so a long backlog is readable in parts while it drains (first file ${
         secs(firstLp - lp.startedAt)
-      } after start here); live metrics in Postgres monitoring.*`,
+      } after start here); live metrics in Postgres monitoring.* within a second of consumption`,
       "- outages: retries an HDFS or Kafka outage inside the run (pipeline/consumer/datanode_outage_test.ts)",
       `- output here: ${lp.result.filesWritten} Parquet files, ${
         (lpBytes / Math.max(1, cmp.rows[0])).toFixed(1)
