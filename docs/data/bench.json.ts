@@ -1,8 +1,8 @@
 /** Benchmarks page: the latest `deno task bench` results (.local/bench/latest.json). */
 import { loadConfig } from "../../pipeline/config.ts";
-import { runLoader } from "../../pipeline/site/loaders.ts";
+import { type LoaderEnvelope, runLoader } from "../../pipeline/site/loaders.ts";
 
-await runLoader("deno task bench", async () => {
+await runLoader("deno task bench", async (): Promise<LoaderEnvelope> => {
   const path = `${loadConfig().localDir}/bench/latest.json`;
   let doc: { at: string; quick: boolean; rows: Record<string, unknown>[] };
   try {
