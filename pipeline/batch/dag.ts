@@ -839,31 +839,21 @@ async function recordRunEnd(
   log: Logger,
 ): Promise<DagRunResult> {
   const { runId, trigger } = base;
-  const {
-    failed,
-    endedAt,
-    durationMs,
-    rowsLoaded,
-    filesLoaded,
-    error,
-    q,
-    warnings,
-    runState,
-  } = summarizeRun(base.startedAt, result, state);
+  const run = summarizeRun(base.startedAt, result, state);
   await history.finishRun(runId, {
-    state: runState,
-    endedAt,
-    durationMs,
-    rowsLoaded,
-    filesLoaded,
-    error,
-    warnings,
-    warningDetail: warnings
+    state: run.runState,
+    endedAt: run.endedAt,
+    durationMs: run.durationMs,
+    rowsLoaded: run.rowsLoaded,
+    filesLoaded: run.filesLoaded,
+    error: run.error,
+    warnings: run.warnings,
+    warningDetail: run.warnings
       ? {
-        quarantined_rows: q.rows,
-        quarantined_files: q.files,
-        by_reason: q.byReason,
-        examples: q.examples,
+        quarantined_rows: run.q.rows,
+        quarantined_files: run.q.files,
+        by_reason: run.q.byReason,
+        examples: run.q.examples,
       }
       : undefined,
   });
@@ -871,19 +861,21 @@ async function recordRunEnd(
     dagId: DAG_ID,
     runId,
     trigger,
-    state: runState,
-    durationMs,
-    rowsLoaded,
-    filesLoaded,
-    warnings: warnings
+    state: run.runState,
+    durationMs: run.durationMs,
+    rowsLoaded: run.rowsLoaded,
+    filesLoaded: run.filesLoaded,
+    warnings: run.warnings
       ? {
-        count: warnings,
-        summary: formatSummaryLine(q),
-        examples: q.examples,
+        count: run.warnings,
+        summary: formatSummaryLine(run.q),
+        examples: run.q.examples,
       }
       : undefined,
-    failedTask: failed ? `${failed.group}.${failed.taskId}` : undefined,
-    error: failed?.error,
+    failedTask: run.failed
+      ? `${run.failed.group}.${run.failed.taskId}`
+      : undefined,
+    error: run.failed?.error,
     failingTests: state.failingTests,
     tasks: result.map((o) => ({
       task: `${o.group}.${o.taskId}`,
@@ -894,23 +886,25 @@ async function recordRunEnd(
   });
   log.info("run finished", {
     run_id: runId,
-    state: runState,
-    warnings,
-    duration_ms: durationMs,
-    rows_loaded: rowsLoaded,
-    files_loaded: filesLoaded,
+    state: run.runState,
+    warnings: run.warnings,
+    duration_ms: run.durationMs,
+    rows_loaded: run.rowsLoaded,
+    files_loaded: run.filesLoaded,
   });
   return {
     ...base,
-    state: runState,
-    quarantine: warnings ? q : undefined,
+    state: run.runState,
+    quarantine: run.warnings ? run.q : undefined,
     reload: state.reload,
-    durationMs,
-    rowsLoaded,
-    filesLoaded,
+    durationMs: run.durationMs,
+    rowsLoaded: run.rowsLoaded,
+    filesLoaded: run.filesLoaded,
     tasks: result,
-    failedTask: failed ? `${failed.group}.${failed.taskId}` : undefined,
-    error,
+    failedTask: run.failed
+      ? `${run.failed.group}.${run.failed.taskId}`
+      : undefined,
+    error: run.error,
     failingTests: state.failingTests,
     historySaved: true,
   };
