@@ -2,12 +2,20 @@
  * `deno task bench`: every benchmark, each beside its reference tool on this
  * machine in this run (Kafka's ProducerPerformance and ConsumerPerformance,
  * psql \copy), printed as one table: ours, reference, ratio, target,
- * pass/short. The latest results also go to .local/bench/latest.json, which
- * the site's Benchmarks page shows.
+ * pass/short. The results also go to .local/bench/latest.json, which the
+ * site's Benchmarks page shows: a partial run (--only) replaces only its own
+ * suites' rows there (pipeline/bench/report.ts, mergeBenchReport).
  */
 import { parseCli, runMain, UsageError } from "../pipeline/cli.ts";
 import { loadConfig } from "../pipeline/config.ts";
-import { type BenchRow, formatBenchTable } from "../pipeline/bench/report.ts";
+import {
+  type BenchReport,
+  type BenchRow,
+  type BenchRun,
+  formatBenchTable,
+  mergeBenchReport,
+  parseBenchReport,
+} from "../pipeline/bench/report.ts";
 import { requireServices } from "../pipeline/testing/env.ts";
 import { parsePeer, type Peer } from "../pipeline/bench/spark_flag.ts";
 import {
@@ -27,7 +35,9 @@ usage: deno task bench [--only NAMES] [--quick] [--json FILE] [--peer spark]
 
   --only NAMES   comma-separated subset of: ${"${names}"}
   --quick        smaller inputs (a smoke run; figures are less stable)
-  --json FILE    also write the rows as JSON to FILE
+  --json FILE    also write this run's rows as JSON to FILE
+  (.local/bench/latest.json, the site's Benchmarks page, keeps the rows of
+  suites not run this time, with the time they were measured)
   --peer spark   also run a PySpark Structured Streaming job beside the
                  consumer on the same topic (opt-in: installs pyspark and
                  Spark's Kafka connector, ~350 MB, on first use);
@@ -128,7 +138,7 @@ await runMain(async () => {
 
   const config = loadConfig();
   await requireServices(config);
-  const rows: BenchRow[] = [];
+  const rows: BenchRun["rows"] = [];
   const started = new Date();
   for (const name of only) {
     const say = (m: string) => console.error(`[bench ${name}] ${m}`);
@@ -137,12 +147,13 @@ await runMain(async () => {
     try {
       const suite = name === peer ? PEER_SUITES[peer] : SUITES[name];
       const got = await suite({ quick: !!values.quick, say });
-      rows.push(...got);
+      rows.push(...got.map((r) => ({ ...r, suite: name })));
       say(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       say(`failed: ${msg}`);
       rows.push({
+        suite: name,
         name: `${name} (failed)`,
         ours: NaN,
         unit: "",
@@ -159,14 +170,39 @@ await runMain(async () => {
   );
   console.log(formatBenchTable(rows));
   for (const text of records) console.log(`\n${text}`);
-  const doc = JSON.stringify(
-    { at: started.toISOString(), quick: !!values.quick, rows },
-    null,
-    2,
-  );
+  const run: BenchRun = {
+    at: started.toISOString(),
+    quick: !!values.quick,
+    suites: only,
+    complete: names.every((n) => only.includes(n)),
+    rows,
+  };
+  const latestPath = `${config.localDir}/bench/latest.json`;
+  let previous: BenchReport | undefined;
+  try {
+    previous = parseBenchReport(
+      JSON.parse(Deno.readTextFileSync(latestPath)),
+    );
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      console.error(`${latestPath} unreadable (${err}): replaced`);
+    }
+  }
+  const latest = mergeBenchReport(previous, run);
   Deno.mkdirSync(`${config.localDir}/bench`, { recursive: true });
-  Deno.writeTextFileSync(`${config.localDir}/bench/latest.json`, doc);
-  if (values.json) Deno.writeTextFileSync(values.json, doc);
+  Deno.writeTextFileSync(latestPath, JSON.stringify(latest, null, 2));
+  const kept = latest.rows.length - rows.length;
+  if (kept > 0) {
+    console.log(
+      `\n${latestPath}: ${kept} rows of other suites kept from earlier runs`,
+    );
+  }
+  if (values.json) {
+    Deno.writeTextFileSync(
+      values.json,
+      JSON.stringify(mergeBenchReport(undefined, run), null, 2),
+    );
+  }
   const short = rows.filter((r) => !r.pass);
   console.log(
     `\n${rows.length - short.length} of ${rows.length} targets met${

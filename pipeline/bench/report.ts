@@ -2,7 +2,9 @@
  * The benchmark table every `pipeline/bench/*.ts` module contributes rows
  * to, and `deno task bench` prints: our figure, the reference tool's figure
  * measured in the same run on the same machine, the ratio, the target, and
- * pass / short (with the reason when short).
+ * pass / short (with the reason when short); and the report it keeps in
+ * `.local/bench/latest.json`, where a partial run (`--only`) replaces only
+ * its own suites' rows (mergeBenchReport).
  */
 
 export interface BenchRow {
@@ -20,6 +22,110 @@ export interface BenchRow {
   target: string;
   pass: boolean;
   note?: string;
+}
+
+/**
+ * A row as `.local/bench/latest.json` keeps it: with the suite that measured
+ * it and when, since a partial run (`--only`) keeps the other suites' rows
+ * of earlier runs.
+ */
+export interface StoredBenchRow extends BenchRow {
+  /**
+   * The suite (`--only` name) that produced the row; absent in files written
+   * before rows carried it.
+   */
+  suite?: string;
+  /** When the run that measured the row started, ISO. */
+  at: string;
+  /** That run was `--quick`. */
+  quick: boolean;
+}
+
+/** `.local/bench/latest.json`: what the site's Benchmarks page shows. */
+export interface BenchReport {
+  /** When the latest run started, ISO. */
+  at: string;
+  /** The latest run was `--quick`. */
+  quick: boolean;
+  rows: StoredBenchRow[];
+}
+
+/** One run of `deno task bench`, its rows tagged with their suite. */
+export interface BenchRun {
+  /** When the run started, ISO. */
+  at: string;
+  quick: boolean;
+  /** The suites that ran, in run order. */
+  suites: string[];
+  /** Every suite ran (no `--only`): the run replaces the whole report. */
+  complete: boolean;
+  rows: Array<BenchRow & { suite: string }>;
+}
+
+/**
+ * Reads a report written by any version of `deno task bench`: rows without
+ * their own `at` / `quick` (files from before partial runs were merged) take
+ * the file's. Throws on anything that is not a report.
+ */
+export function parseBenchReport(doc: unknown): BenchReport {
+  const d = doc as Partial<BenchReport> | null;
+  if (
+    typeof d !== "object" || d === null || typeof d.at !== "string" ||
+    !Array.isArray(d.rows)
+  ) {
+    throw new Error("not a benchmark report (expected { at, quick, rows })");
+  }
+  const quick = d.quick === true;
+  return {
+    at: d.at,
+    quick,
+    rows: d.rows.map((r) => ({
+      ...r,
+      at: typeof r.at === "string" ? r.at : d.at!,
+      quick: typeof r.quick === "boolean" ? r.quick : quick,
+    })),
+  };
+}
+
+/**
+ * The report after `run`: a complete run replaces everything; a partial run
+ * replaces the rows of the suites it ran (in their place, new suites at the
+ * end) and keeps every other row with the time it was measured. A row of an
+ * older file that names no suite is dropped when the run measured a row of
+ * the same name, or it is the failure row of a suite that ran.
+ */
+export function mergeBenchReport(
+  previous: BenchReport | undefined,
+  run: BenchRun,
+): BenchReport {
+  const fresh = (r: BenchRow & { suite: string }): StoredBenchRow => ({
+    ...r,
+    at: run.at,
+    quick: run.quick,
+  });
+  const latest = { at: run.at, quick: run.quick };
+  if (run.complete || !previous) {
+    return { ...latest, rows: run.rows.map(fresh) };
+  }
+  const ran = new Set(run.suites);
+  const names = new Set(run.rows.map((r) => r.name));
+  const failureRows = new Set(run.suites.map((s) => `${s} (failed)`));
+  const placed = new Set<string>();
+  const rows: StoredBenchRow[] = [];
+  const place = (suite: string) => {
+    if (placed.has(suite)) return;
+    placed.add(suite);
+    rows.push(...run.rows.filter((r) => r.suite === suite).map(fresh));
+  };
+  for (const old of previous.rows) {
+    if (old.suite !== undefined && ran.has(old.suite)) place(old.suite);
+    else if (
+      old.suite !== undefined ||
+      !(names.has(old.name) || failureRows.has(old.name))
+    ) rows.push(old);
+  }
+  for (const suite of run.suites) place(suite);
+  return { ...latest, rows };
 }
 
 /** Builds a row, computing the ratio. */
