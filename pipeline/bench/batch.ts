@@ -4,7 +4,8 @@
  *    with the batch loader (download → DuckDB → COPY, ledger per file), side
  *    by side with `psql \copy` of the very same rows from a local CSV into an
  *    identical empty table (the limit: no download, no conversion, no ledger).
- *    Targets: ≥ 100,000 rows/s and ≥ 50% of psql's rate.
+ *    Target: ≥ 90 % of psql's rate (issue 17; issue 4's 100,000 rows/s is
+ *    printed beside it, as psql itself may not reach it on this machine).
  * 2. A whole scheduled run (check → load → catalogs → validate → dbt snapshot
  *    / run / test → export) over 10 minutes of events at 2,000 events/s
  *    (1.2M): ≤ 3 minutes on this machine.
@@ -149,9 +150,13 @@ export async function benchBatch(
         unit: "rows/s",
         reference,
         referenceName: "psql \\copy from local CSV",
-        target: "≥ 100,000 rows/s and ≥ 50% of psql",
-        pass: ours >= 100_000 && ours >= 0.5 * reference,
-        note: `${secs.toFixed(1)} s incl. WebHDFS download and Parquet→CSV`,
+        target: "≥ 90% of psql",
+        pass: ours >= 0.9 * reference,
+        note: `${secs.toFixed(1)} s incl. WebHDFS download and Parquet→CSV; ${
+          ours >= 100_000 ? "meets" : "short of"
+        } issue 4's 100,000 rows/s (psql itself: ${
+          Math.round(reference).toLocaleString("en-US")
+        } rows/s)`,
       }));
     } finally {
       await pool.end();
