@@ -61,7 +61,8 @@ const TEST_ENTRY_POINTS: Record<string, string> = {
   "services/postgres.ts": "tests start their own PostgreSQL",
   "site/build.ts": "browser tests build the site they open",
   "powerbi/tmdl.ts": "the BI test checks the semantic model on the warehouse",
-  "bench/proc.ts": "the fault tests read /proc the way the benchmarks do",
+  "bench/proc.ts":
+    "the fault and consumer memory tests read /proc the way the benchmarks do",
 };
 
 /** Folders under pipeline/ that are not stages (checked differently). */

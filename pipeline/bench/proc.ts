@@ -1,6 +1,7 @@
 /**
- * Linux /proc readings for the benchmarks and the soak: a process's stat line
- * (parent, group, CPU time) and its resident memory.
+ * Linux /proc readings for the benchmarks, the soak and the tests that
+ * measure processes: a process's stat line (parent, group, CPU time), its
+ * resident memory, and a whole process tree's (ProcessTreeMeter).
  */
 
 /** The fields of /proc/<pid>/stat the meters need. */
@@ -97,7 +98,8 @@ export interface TreeUsage {
  * all of /proc once a second, and every sample in the first five seconds
  * (when spark-submit starts its JVM and the JVM its Python driver).
  * The consumer and Spark benchmarks measure with it, so both figures are
- * whole process trees.
+ * whole process trees, and so does the consumer's memory test
+ * (consumer/memory_test.ts), so its limit is checked on the same figure.
  */
 export class ProcessTreeMeter {
   #root: number;

@@ -1,8 +1,8 @@
 /**
  * Issue test (memory bounded in bytes, whatever the records): two topics
  * consumed to the end with the consumer's peak RSS (the whole process tree,
- * sampled from /proc every 50 ms) under its documented limit
- * (CONSUMER_RSS_LIMIT_MB, pipeline/runtime.ts):
+ * sampled from /proc every 50 ms by the benchmarks' ProcessTreeMeter) under
+ * its documented limit (CONSUMER_RSS_LIMIT_MB, pipeline/runtime.ts):
  *
  * 1. the project's own producer with `--count 20000 --seed 11 --bad-rate
  *    0.05` (72 records of 2 MB, the `too_large` kind): the consumer used to
@@ -24,27 +24,10 @@ import { DEAD_LETTER_PREFIX_BYTES } from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
 import { CONSUMER_RSS_LIMIT_MB } from "../runtime.ts";
 import { spawnConsumer } from "../testing/consumer.ts";
+import { ProcessTreeMeter } from "../bench/proc.ts";
 
-/** Sum of VmRSS over a process and its descendants, in bytes. */
-async function treeRss(pid: number): Promise<number> {
-  let total = 0;
-  const visit = async (p: number) => {
-    try {
-      const status = await Deno.readTextFile(`/proc/${p}/status`);
-      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-      for await (const task of Deno.readDir(`/proc/${p}/task`)) {
-        const kids = await Deno.readTextFile(
-          `/proc/${p}/task/${task.name}/children`,
-        ).catch(() => "");
-        for (const k of kids.trim().split(/\s+/).filter(Boolean)) {
-          await visit(Number(k));
-        }
-      }
-    } catch { /* exited */ }
-  };
-  await visit(pid);
-  return total;
-}
+/** How often the consumer's process tree is sampled. */
+const SAMPLE_MS = 50;
 
 /** Consumes the test topic to the end; returns the summary and the peak tree RSS. */
 async function consume(
@@ -53,22 +36,18 @@ async function consume(
   const child = spawnConsumer(t.env, ["--until-caught-up", "--json"], {
     stdout: "piped",
   });
-  let peak = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peak = Math.max(peak, await treeRss(child.pid));
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  const out = await child.output();
-  sampling = false;
-  await sampler;
+  // The benchmarks' meter: the same whole-tree RSS as the consumer bench.
+  const meter = new ProcessTreeMeter(child.pid, SAMPLE_MS);
+  const out = await child.output().catch((err) => {
+    meter.stop();
+    throw err;
+  });
+  const { peakRssBytes } = meter.stop();
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, `consumer exited ${out.code}: ${text}`);
   return {
     summary: JSON.parse(text.trim().split("\n").at(-1)!),
-    peakMb: peak / 1024 / 1024,
+    peakMb: peakRssBytes / 1024 / 1024,
   };
 }
 
