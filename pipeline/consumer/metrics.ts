@@ -116,7 +116,10 @@ export interface LagRow {
   partition: number;
   /** Next offset not yet durable in HDFS. */
   committedOffset: number;
-  /** Next offset not yet consumed (counted in the live metrics). */
+  /**
+   * Next offset not yet consumed: records before it are counted in the live
+   * metrics, or are transaction markers and aborted records never delivered.
+   */
   consumedOffset: number;
   endOffset: number;
   /** Records not yet consumed. */

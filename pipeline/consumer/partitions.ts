@@ -100,6 +100,14 @@ export interface PartitionState {
   claimPending: boolean;
   /** Next offset after the last record seen (consumed). */
   consumedOffset: number;
+  /**
+   * Next offset Kafka's fetch has not gone past (>= consumedOffset): the
+   * records seen plus the offsets it read and never delivers, transaction
+   * markers (control records) and aborted transactions' records
+   * (read_committed). The last data record of a transactional topic is not
+   * at its end offset; this is.
+   */
+  fetchedOffset: number;
   /** Kafka timestamp (ms) of the last record seen. */
   lastKafkaTs: number | undefined;
   buffer: MicroBatch | undefined;
@@ -455,6 +463,7 @@ export class PartitionOwnership {
         countFrom,
         claimPending: !!this.counting && !claim,
         consumedOffset: readFrom,
+        fetchedOffset: readFrom,
         lastKafkaTs: undefined,
         buffer: undefined,
         lastProgressMs: Date.now(),

@@ -19,6 +19,15 @@
  * ("flush before giving a partition up"). Records already delivered from
  * before a seek are recognised (offset below the expected next one, or
  * `isStale()`) and skipped.
+ *
+ * Transactions: records are read with read_committed isolation, so records
+ * of aborted (and still open) transactions are never delivered, nor written.
+ * Those records and every transaction's marker (a control record) take
+ * offsets all the same, so the last record delivered is not at a
+ * partition's end: each partition's `fetchedOffset` follows how far Kafka's
+ * fetch went (#fetchedThrough), which is what `--until-caught-up` compares
+ * with the end offsets, what the lag is measured from, and what Kafka's
+ * group offset is moved to once everything before it is in HDFS.
  */
 import type { Consumer, EachBatchPayload } from "kafkajs";
 import type { Config } from "../config.ts";
@@ -237,6 +246,9 @@ export class StreamConsumer {
     this.#admin = kafka.admin();
     await this.#admin.connect();
     if (this.#opts.untilCaughtUp) {
+      // kafkajs's admin lists offsets with read_committed: `high` is the
+      // last stable offset, i.e. the end of what was committed (or aborted)
+      // at start; a transaction still open then is not waited for.
       const offs = await this.#admin.fetchTopicOffsets(this.topic);
       this.#targets = new Map(offs.map((o) => [o.partition, Number(o.high)]));
       this.log.info("catching up to end offsets", {
@@ -253,6 +265,9 @@ export class StreamConsumer {
       maxBytes: 1024 * 1024,
       maxWaitTimeInMs: 200,
       retry: { retries: 10 },
+      // read_committed (kafkajs's default, stated here because the zones
+      // depend on it): records of aborted transactions never reach HDFS.
+      readUncommitted: false,
     });
     const control = this.#control();
     this.#ownership = new PartitionOwnership(
@@ -287,7 +302,24 @@ export class StreamConsumer {
         if (this.#state === "backing-off") this.#state = "running";
       },
     );
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, END_BATCH_PROCESS } =
+      this.#consumer.events;
+    // kafkajs 2.2.4 does not call eachBatch for a fetched batch whose records
+    // were all filtered out (transaction markers, aborted transactions'
+    // records): it moves its own position past them and reports the batch
+    // only through this event (batchSize 0; firstOffset null when nothing was
+    // fetched at all).
+    this.#consumer.on(END_BATCH_PROCESS, (e) => {
+      const { topic, partition, batchSize, firstOffset, lastOffset } =
+        e.payload;
+      if (topic !== this.topic || batchSize !== 0 || firstOffset == null) {
+        return;
+      }
+      const st = this.#ownership.ready(partition);
+      if (st) {
+        this.#fetchedThrough(st, Number(firstOffset), Number(lastOffset));
+      }
+    });
     this.#consumer.on(
       GROUP_JOIN,
       (e) => this.#ownership.onJoin(e.payload.memberAssignment),
@@ -395,18 +427,29 @@ export class StreamConsumer {
     const st = own.ready(p);
     if (this.#stopping || !st || isStale()) return;
     const gen = own.generation;
+    // The batch's first offset counts the records not delivered (markers,
+    // aborted transactions): offsets are contiguous from there, so a hole is
+    // only between where the fetch was and where the batch starts.
+    const first = batch.firstOffset();
+    if (first !== null && Number(first) > st.fetchedOffset) {
+      own.gap(p, st.fetchedOffset, Number(first));
+      st.fetchedOffset = Number(first);
+    }
     let taken = 0;
     let below = 0;
     let lastSeen: string | undefined;
+    let whole = true;
     for (const m of batch.messages) {
-      if (this.#stopping || gen !== own.generation || !st.ready) break;
+      if (this.#stopping || gen !== own.generation || !st.ready) {
+        whole = false;
+        break;
+      }
       const off = Number(m.offset);
       lastSeen = m.offset;
       if (off < st.consumedOffset) {
         below++; // delivered again after a seek
         continue;
       }
-      if (off > st.consumedOffset) own.gap(p, st.consumedOffset, off);
       // Below nextOffset a record is in HDFS already; below countFrom it is
       // counted already (live metrics): each is done once.
       const take = off >= st.nextOffset;
@@ -426,6 +469,7 @@ export class StreamConsumer {
         );
       }
       st.consumedOffset = off + 1;
+      if (off >= st.fetchedOffset) st.fetchedOffset = off + 1;
       if (m.timestamp) st.lastKafkaTs = Number(m.timestamp);
       if (count) st.countFrom = off + 1;
       if (!take) continue;
@@ -436,6 +480,11 @@ export class StreamConsumer {
       }
     }
     if (lastSeen !== undefined) resolveOffset(lastSeen);
+    // Read to its end: the markers and aborted records after the last
+    // message are behind us too (kafkajs resolves them with lastSeen).
+    if (whole && first !== null) {
+      this.#fetchedThrough(st, Number(first), Number(batch.lastOffset()));
+    }
     if (below && below === batch.messages.length && !isStale()) {
       own.suspectRewind(p);
     }
@@ -459,10 +508,32 @@ export class StreamConsumer {
 
   // ------------------------------------------------------------ progress --
 
+  /**
+   * Kafka's fetch went through offsets `first`..`last` of the partition,
+   * every record in them delivered and handled or never to be delivered
+   * (markers, aborted transactions). Moves `fetchedOffset` past them when
+   * the range starts at or before it: the log's contents at an offset never
+   * change, so a range read before a seek proves as much as one read after
+   * it, but a range that starts beyond `fetchedOffset` leaves a hole whose
+   * records may not have been read (eachBatch reports real holes, retention,
+   * when the next delivered batch starts past `fetchedOffset`).
+   */
+  #fetchedThrough(st: PartitionState, first: number, last: number): void {
+    if (first <= st.fetchedOffset && last + 1 > st.fetchedOffset) {
+      st.fetchedOffset = last + 1;
+    }
+  }
+
+  /** Every record the partition's fetch went past below `target` is in HDFS. */
+  #reached = (st: PartitionState, target: number): boolean =>
+    st.durableOffset >= target ||
+    (st.fetchedOffset >= target && st.nextOffset <= st.durableOffset);
+
   #due = (p: number, st: PartitionState): boolean =>
     !!st.buffer &&
     (st.buffer.due(this.limits) ||
-      (!!this.#targets && st.nextOffset >= (this.#targets.get(p) ?? Infinity)));
+      (!!this.#targets &&
+        st.fetchedOffset >= (this.#targets.get(p) ?? Infinity)));
 
   #tick(): void {
     if (this.#stopping) return;
@@ -472,7 +543,41 @@ export class StreamConsumer {
       this.#peakRss = mem.rss;
       this.log.debug("memory", { ...mem });
     }
+    this.#commitFetchedTails();
     if (this.#targets) this.#checkCaughtUp();
+  }
+
+  /** Partition → the offset last committed to Kafka past the HDFS position. */
+  #tailCommits = new Map<number, number>();
+
+  /**
+   * Moves the group's Kafka offset past the transaction markers and aborted
+   * records that follow the last batch in HDFS, once nothing taken is
+   * waiting for HDFS. The group offset is a mirror (HDFS decides where
+   * consumption resumes), but other `--until-caught-up` processes of the
+   * group and external lag tools read it, and would otherwise wait forever
+   * for the offsets of markers that no batch ever holds.
+   */
+  #commitFetchedTails(): void {
+    const own = this.#ownership;
+    const gen = own.generation;
+    for (const [p, st] of own.states) {
+      const offset = st.fetchedOffset;
+      if (
+        !own.owns(p, gen, st) || st.buffer ||
+        st.nextOffset > st.durableOffset || offset <= st.durableOffset ||
+        (this.#tailCommits.get(p) ?? -1) >= offset
+      ) continue;
+      this.#tailCommits.set(p, offset);
+      this.#control().commitOffset(p, offset).catch((err) => {
+        if (this.#tailCommits.get(p) === offset) this.#tailCommits.delete(p);
+        this.log.debug("Kafka offset commit past markers failed", {
+          partition: p,
+          offset,
+          error: err,
+        });
+      });
+    }
   }
 
   #checkCaughtUp(): void {
@@ -480,8 +585,9 @@ export class StreamConsumer {
     for (const [p, target] of this.#targets) {
       if (target === 0) continue;
       const st = this.#ownership.ready(p);
-      const pos = st ? st.durableOffset : (this.#groupOffsets.get(p) ?? -1);
-      if (pos < target) return;
+      if (st) {
+        if (!this.#reached(st, target)) return;
+      } else if ((this.#groupOffsets.get(p) ?? -1) < target) return;
     }
     this.#caughtUp = true;
     this.log.info("caught up with the end offsets seen at start; stopping");
@@ -524,12 +630,12 @@ export class StreamConsumer {
         // Lag = records not yet consumed (the live metrics count on
         // consumption); its age is that of the last record read (or the
         // assignment), a lower bound of the oldest unread record's.
-        const lag = Math.max(0, end - st.consumedOffset);
+        const lag = Math.max(0, end - st.fetchedOffset);
         const since = st.lastKafkaTs ?? st.lastProgressMs;
         this.metrics.setLag({
           partition: o.partition,
           committedOffset: st.durableOffset,
-          consumedOffset: st.consumedOffset,
+          consumedOffset: st.fetchedOffset,
           endOffset: end,
           lagOffsets: lag,
           lagSeconds: lag === 0 ? 0 : Math.max(0, (now - since) / 1000),
