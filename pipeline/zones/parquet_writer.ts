@@ -79,6 +79,12 @@ export class ParquetWriter {
       preserve_insertion_order: "false",
       // Give freed memory back after each file instead of keeping 128 MB.
       allocator_flush_threshold: "8MB",
+      // The JSON reader and the Parquet writer free their buffers in bulk
+      // at the end of a file; below DuckDB's default threshold (512 MB)
+      // that memory stayed with the allocator, so each file added to the
+      // process's RSS: 4 conversions of 200,000 rows took it to 209 MB
+      // instead of 148 MB, at the same speed.
+      allocator_bulk_deallocation_flush_threshold: "32MB",
       ...(opts.tempDirectory ? { temp_directory: opts.tempDirectory } : {}),
     });
     if (!/^\d+(KB|MB)$/.test(opts.rowGroupBytes ?? "2MB")) {
