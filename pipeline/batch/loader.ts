@@ -980,49 +980,47 @@ async function keepFirstCopies(
   );
   const W_KEYS =
     "array['w_topic', 'w_partition', 'w_offset', 'w_payload', 'w_row']";
+  /**
+   * Moves the rows a data-modifying statement takes out (`change`, whose
+   * rows are aliased `alias`) into raw.duplicates, beside the winner they
+   * lost to; `payload` is the loser's own row as stored.
+   */
+  const recordLosers = (change: string, alias: string, payload: string) =>
+    client.query(
+      `with losers as (
+         ${change}
+         returning ${alias}.*, w.kafka_topic as w_topic,
+                   w.kafka_partition as w_partition, w.kafka_offset as w_offset,
+                   w.payload as w_payload, w.full_row as w_row)
+       insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset,
+         event_id, kind, kept_topic, kept_partition, kept_offset, event_hour,
+         source_file, payload, kept_payload, run_id)
+       select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
+              case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
+                   then 'exact' else 'conflicting' end,
+              l.w_topic, l.w_partition, l.w_offset,
+              date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
+              ${payload}, l.w_row, $2
+         from losers l
+       returning kind`,
+      [NON_PAYLOAD_KEYS, runId],
+    );
   // Copies in the source that lose.
-  const dupStage = await client.query(
-    `with losers as (
-       update load_stage s set _fate = 'duplicate'
-         from load_winner w
-        where s._fate is null and s.event_id = w.event_id
-          and (s.kafka_topic, s.kafka_partition, s.kafka_offset)
-              <> (w.kafka_topic, w.kafka_partition, w.kafka_offset)
-       returning s.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
-                 w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
-     insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
-       kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
-       payload, kept_payload, run_id)
-     select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
-            case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
-                 then 'exact' else 'conflicting' end,
-            l.w_topic, l.w_partition, l.w_offset,
-            date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
-            to_jsonb(l) - array['_rn', '_fate', '_detail'] - ${W_KEYS},
-            l.w_row, $2
-       from losers l
-     returning kind`,
-    [NON_PAYLOAD_KEYS, runId],
+  const dupStage = await recordLosers(
+    `update load_stage s set _fate = 'duplicate'
+       from load_winner w
+      where s._fate is null and s.event_id = w.event_id
+        and (s.kafka_topic, s.kafka_partition, s.kafka_offset)
+            <> (w.kafka_topic, w.kafka_partition, w.kafka_offset)`,
+    "s",
+    `to_jsonb(l) - array['_rn', '_fate', '_detail'] - ${W_KEYS}`,
   );
   // Copies loaded before that lose to a row of the source (it comes first).
-  const dupOld = await client.query(
-    `with losers as (
-       delete from raw.events e using load_winner w
-        where w.in_stage and e.event_id = w.event_id
-       returning e.*, w.kafka_topic as w_topic, w.kafka_partition as w_partition,
-                 w.kafka_offset as w_offset, w.payload as w_payload, w.full_row as w_row)
-     insert into raw.duplicates (kafka_topic, kafka_partition, kafka_offset, event_id,
-       kind, kept_topic, kept_partition, kept_offset, event_hour, source_file,
-       payload, kept_payload, run_id)
-     select l.kafka_topic, l.kafka_partition, l.kafka_offset, l.event_id,
-            case when (to_jsonb(l) - ${strip} - ${W_KEYS}) = l.w_payload
-                 then 'exact' else 'conflicting' end,
-            l.w_topic, l.w_partition, l.w_offset,
-            date_trunc('hour', l.event_ts, 'UTC'), l.source_file,
-            to_jsonb(l) - ${W_KEYS}, l.w_row, $2
-       from losers l
-     returning kind`,
-    [NON_PAYLOAD_KEYS, runId],
+  const dupOld = await recordLosers(
+    `delete from raw.events e using load_winner w
+      where w.in_stage and e.event_id = w.event_id`,
+    "e",
+    `to_jsonb(l) - ${W_KEYS}`,
   );
   if (dupOld.rowCount) {
     // Older records of those events now point at the new first copy.
