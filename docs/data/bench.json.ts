@@ -37,7 +37,9 @@ await runLoader("deno task bench", async (): Promise<LoaderEnvelope> => {
     source: `deno task bench${
       quick && quick === report.rows.length ? " --quick" : ""
     }${runs > 1 ? `, rows from ${runs} runs (see "measured")` : ""}${
-      quick && quick < report.rows.length ? `, ${quick} rows --quick` : ""
+      quick && quick < report.rows.length
+        ? `, ${quick} row${quick === 1 ? "" : "s"} --quick`
+        : ""
     }`,
     data: { rows: report.rows as unknown as Record<string, unknown>[] },
   };
