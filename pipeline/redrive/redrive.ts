@@ -29,8 +29,10 @@
  * still sends; the batch's dedupe by event_id then keeps raw.events right.)
  *
  * Why not a Kafka transaction: its commit markers are offsets no consumer
- * ever receives, so a consumer that counts delivered records (this
- * project's `--until-caught-up`, its lag) would never see the topic's end.
+ * ever receives. The stream consumer now follows Kafka's fetch position
+ * past them (`--until-caught-up` and its lag end at the topic's end), but
+ * the audit (`deno task audit`) still expects one record per offset and
+ * would report every marker as a record missing from HDFS.
  *
  * Re-validation uses each dead letter's original Kafka timestamp (the
  * future_timestamp check), so it judges the record as the stream did, with
