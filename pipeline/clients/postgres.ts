@@ -60,6 +60,18 @@ export function createPool(
       error: err.message,
     });
   });
+  // The pool listens only to its idle clients. A client checked out but
+  // between two queries when the server goes away (a crash mid-load) emits
+  // the loss on itself, and with no listener that killed the batch process
+  // at the end of a run that had retried and succeeded. Its next query
+  // fails and the caller handles that; the event itself needs no action.
+  pool.on("connect", (client) => {
+    client.on("error", (err) => {
+      log.debug("PostgreSQL connection lost while checked out", {
+        error: err.message,
+      });
+    });
+  });
   return pool;
 }
 
