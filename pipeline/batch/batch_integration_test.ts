@@ -15,7 +15,7 @@ import {
 import { runDag } from "./dag.ts";
 import { RunLock } from "./lock.ts";
 import { RawZoneFixture } from "../testing/raw_fixture.ts";
-import { createTestEnv } from "../testing/env.ts";
+import { createTestEnv, type TestEnv } from "../testing/env.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -56,6 +56,56 @@ async function collect(child: Deno.ChildProcess) {
 }
 
 const SKIP = ["dbt", "export"] as const;
+
+/**
+ * The kill tests' raw zone: 12 batches of 4,000 events over 6 partitions,
+ * enough files (one per partition and event hour) for a load to be caught
+ * in its middle.
+ */
+async function writeKillLoad(
+  t: TestEnv,
+): Promise<{ fx: RawZoneFixture; total: number; files: number }> {
+  const fx = new RawZoneFixture(
+    createWebHdfs(t.config),
+    t.config.hdfs.rawDir,
+    t.config.kafka.topic,
+    { partitions: 6, rate: 400 },
+  );
+  let total = 0;
+  let files = 0;
+  for (let i = 0; i < 12; i++) {
+    const b = await fx.writeBatch(4000);
+    total += b.events;
+    files += b.files.length;
+  }
+  return { fx, total, files };
+}
+
+/** Waits (up to 120 s) until the ledger shows at least `n` loaded files. */
+async function waitLedgerFiles(url: string, n: number): Promise<number> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    // A light query: it runs every 25 ms beside the load it watches.
+    const [{ files }] = await q<{ files: number }>(
+      url,
+      "select count(*)::int as files from raw.load_ledger",
+    ).catch(() => [{ files: 0 }]);
+    if (files >= n) return files;
+    if (Date.now() > deadline) throw new Error(`no ${n} files were loaded`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Files and rows in the ledger, rows and distinct event_ids in raw.events. */
+function ledgerTotals(url: string) {
+  return q<{ files: number; rows: number; n: number; d: number }>(
+    url,
+    `select (select count(*) from raw.load_ledger)::int as files,
+            (select coalesce(sum(row_count), 0) from raw.load_ledger)::int as rows,
+            (select count(*) from raw.events)::int as n,
+            (select count(distinct event_id) from raw.events)::int as d`,
+  );
+}
 
 Deno.test({
   name:
@@ -161,46 +211,20 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const t = await createTestEnv("kill9", { noTopic: true });
-    const fx = new RawZoneFixture(
-      createWebHdfs(t.config),
-      t.config.hdfs.rawDir,
-      t.config.kafka.topic,
-      {
-        partitions: 6,
-        rate: 400,
-      },
-    );
     const url = t.config.postgres.url;
+    let fx: RawZoneFixture | undefined;
     try {
-      let total = 0;
-      let files = 0;
-      for (let i = 0; i < 12; i++) {
-        const b = await fx.writeBatch(4000);
-        total += b.events;
-        files += b.files.length;
-      }
+      const load = await writeKillLoad(t);
+      fx = load.fx;
+      const { total, files } = load;
       const child = spawnBatch(t.env, ["--skip", "dbt,export,compaction"]);
       const outP = collect(child);
-      // Wait until some, not all, files are committed, then kill -9.
-      let loaded = 0;
-      const deadline = Date.now() + 120_000;
-      while (Date.now() < deadline) {
-        loaded = (await q<{ n: number }>(
-          url,
-          "select count(*)::int as n from raw.load_ledger",
-        ).catch(() => [{ n: 0 }]))[0].n;
-        if (loaded >= 2) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      // Some, not all, files committed: kill -9.
+      await waitLedgerFiles(url, 2);
       child.kill("SIGKILL");
       const killed = await outP;
       assert.notEqual(killed.code, 0, "the batch was killed");
-      const [mid] = await q<{ files: number; rows: number; n: number }>(
-        url,
-        `select (select count(*) from raw.load_ledger)::int as files,
-                (select coalesce(sum(row_count), 0) from raw.load_ledger)::int as rows,
-                (select count(*) from raw.events)::int as n`,
-      );
+      const [mid] = await ledgerTotals(url);
       assert.ok(
         mid.files >= 2 && mid.files < files,
         `killed mid-load (${mid.files}/${files} files)`,
@@ -217,12 +241,8 @@ Deno.test({
           `loaded ${files - mid.files} files, ${total - mid.rows} rows`,
         ),
       );
-      const [end] = await q<{ n: number; d: number; files: number }>(
-        url,
-        `select count(*)::int as n, count(distinct event_id)::int as d,
-           (select count(*) from raw.load_ledger)::int as files from raw.events`,
-      );
-      assert.deepEqual(end, { n: total, d: total, files });
+      const [end] = await ledgerTotals(url);
+      assert.deepEqual(end, { files, rows: total, n: total, d: total });
       const runs = await q<{ state: string; error: string | null }>(
         url,
         "select state, error from ops.dag_runs order by started_at",
@@ -235,7 +255,7 @@ Deno.test({
       assert.match(runs[0].error ?? "", /died/);
       assert.equal(runs[1].state, "success");
     } finally {
-      await fx.close();
+      await fx?.close();
       await t.cleanup();
     }
   },
@@ -526,24 +546,15 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const t = await createTestEnv("pg_crash_load", { noTopic: true });
-    const fx = new RawZoneFixture(
-      createWebHdfs(t.config),
-      t.config.hdfs.rawDir,
-      t.config.kafka.topic,
-      { partitions: 6, rate: 400 },
-    );
     const services = await import("../services/manager.ts");
     const { loadConfig } = await import("../config.ts");
     const local = loadConfig();
     const url = t.config.postgres.url;
+    let fx: RawZoneFixture | undefined;
     try {
-      let total = 0;
-      let files = 0;
-      for (let i = 0; i < 12; i++) {
-        const b = await fx.writeBatch(4000);
-        total += b.events;
-        files += b.files.length;
-      }
+      const load = await writeKillLoad(t);
+      fx = load.fx;
+      const { total, files } = load;
       const child = spawnBatch(t.env, [
         "--skip",
         "dbt,export,compaction",
@@ -556,15 +567,7 @@ Deno.test({
       // The moment some files are visible as loaded, their commits may
       // still be in Postgres's WAL buffers only (synchronous_commit off):
       // crash Postgres right then, as a power cut would.
-      let seen = 0;
-      const deadline = Date.now() + 120_000;
-      while (seen < 2) {
-        if (Date.now() > deadline) throw new Error("no file was loaded");
-        seen = (await q<{ n: number }>(
-          url,
-          "select count(*)::int as n from raw.load_ledger",
-        ).catch(() => [{ n: 0 }]))[0].n;
-      }
+      const seen = await waitLedgerFiles(url, 2);
       await services.stopService("postgres", local, { hard: true });
       // The dead postmaster's pid file stays until its process is reaped:
       // a restart is refused until then (the fault test waits 8 s).
@@ -578,12 +581,7 @@ Deno.test({
         }
       }
       await services.waitHealthy("postgres", local, 60_000);
-      const [after] = await q<{ files: number; rows: number; n: number }>(
-        url,
-        `select (select count(*) from raw.load_ledger)::int as files,
-                (select coalesce(sum(row_count), 0) from raw.load_ledger)::int as rows,
-                (select count(*) from raw.events)::int as n`,
-      );
+      const [after] = await ledgerTotals(url);
       console.log(
         `  ${seen} files seen loaded before the crash; after recovery ${after.files} (the run may have gone on)`,
       );
@@ -594,15 +592,7 @@ Deno.test({
       // successful run, from a checked-out connection's unhandled error.
       const r = await result;
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr.slice(-2000)}`);
-      const [end] = await q<
-        { files: number; rows: number; n: number; d: number }
-      >(
-        url,
-        `select (select count(*) from raw.load_ledger)::int as files,
-                (select coalesce(sum(row_count), 0) from raw.load_ledger)::int as rows,
-                (select count(*) from raw.events)::int as n,
-                (select count(distinct event_id) from raw.events)::int as d`,
-      );
+      const [end] = await ledgerTotals(url);
       assert.equal(end.files, files, "every file in the ledger once");
       assert.equal(end.rows, total, "the ledger accounts for every row");
       assert.equal(end.n, total, "every event loaded");
@@ -611,6 +601,7 @@ Deno.test({
       // Never leave the shared Postgres down.
       await services.startService("postgres", local).catch(() => {});
       await services.waitHealthy("postgres", local, 60_000).catch(() => {});
+      await fx?.close();
       await t.cleanup();
     }
   },
