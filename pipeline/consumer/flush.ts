@@ -3,10 +3,12 @@
  * per event hour via DuckDB, NDJSON dead letters per day) → the HDFS commit
  * protocol (../zones/commit.ts) → only then the Kafka offset.
  *
- * Partitions flush concurrently, one flush per partition at a time. Due
- * batches (age, caught-up) are flushed in the background by the run loop's
- * tick, so reading goes on while DuckDB and HDFS work; a FULL batch is
- * flushed inside eachBatch, which is the back-pressure.
+ * Partitions flush concurrently, one flush per partition at a time, and
+ * always in the background: reading goes on while DuckDB and HDFS work. Due
+ * batches (age, caught-up) are started by the run loop's tick; a FULL batch
+ * is started from eachBatch (`rotate`), which first waits for the
+ * partition's previous flush: the back-pressure. So a partition holds at
+ * most two batches, one filling and one being written.
  */
 import { formatDataFileName } from "../zones/names.ts";
 import type { BatchFile, HdfsCommitter } from "../zones/commit.ts";
@@ -65,6 +67,21 @@ export class BatchFlusher {
     );
     this.#flushing.set(p, run);
     return run;
+  }
+
+  /**
+   * Rotates partition p's full batch: waits for p's in-flight flush (the
+   * back-pressure), then starts the flush of what p holds now without
+   * waiting for it, so the next batch fills while this one is converted and
+   * committed (on 2 cores DuckDB's conversion runs beside the JavaScript
+   * thread instead of after it). A failure fails the consumer, as a due
+   * flush's does.
+   */
+  async rotate(p: number, gen: number): Promise<void> {
+    for (let f = this.#flushing.get(p); f; f = this.#flushing.get(p)) {
+      await f.catch(() => {});
+    }
+    this.#start(p, gen, "size").catch((err) => this.#onError(err));
   }
 
   /** Waits for p's in-flight flush, then flushes what it holds now. */

@@ -475,9 +475,7 @@ export class StreamConsumer {
       if (!take) continue;
       st.nextOffset = off + 1;
       taken++;
-      if (st.buffer!.full(this.limits)) {
-        await this.#flusher.flushNow(p, gen, "size");
-      }
+      if (st.buffer!.full(this.limits)) await this.#flusher.rotate(p, gen);
     }
     if (lastSeen !== undefined) resolveOffset(lastSeen);
     // Read to its end: the markers and aborted records after the last
@@ -490,7 +488,8 @@ export class StreamConsumer {
     }
     if (taken) this.metrics.recordIn(taken);
     // Due batches (age, caught-up) are flushed by the 100 ms tick in the
-    // background; a FULL batch (above) is flushed here: back-pressure.
+    // background; a FULL batch (above) is rotated here, after the
+    // partition's previous flush: back-pressure.
     try {
       await heartbeat();
     } catch (err) {
