@@ -12,6 +12,9 @@
  *    The run must write every valid event and no dead letter: a bench that
  *    measured the dead-letter path would say nothing;
  * 2. the Parquet bytes/event;
+ * 2b. memory on the poison topic (testing/consumer.ts POISON_TOPIC: 5 % bad
+ *    records, 72 of 20,000 records 2 MB): peak RSS of the consumer's process
+ *    tree, sampled every 50 ms (the peaks last a fetch), target ≤ 256 MB;
  * 3. latency: a steady 2,000 ev/s for 30 s with event_ts = send time;
  *    latency = the committed file's HDFS modification time − event_ts, p95
  *    over every event (target ≤ 2 s), measured from the files themselves,
@@ -19,7 +22,7 @@
  */
 import { Buffer } from "node:buffer";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { createTestEnv, type TestEnv } from "../testing/env.ts";
+import { createTestEnv, runTask, type TestEnv } from "../testing/env.ts";
 import { createKafka } from "../clients/kafka.ts";
 import { createWebHdfs } from "../clients/webhdfs.ts";
 import { kafkaToolCommand } from "../services/kafka.ts";
@@ -28,7 +31,7 @@ import { preloadTopic } from "./preload.ts";
 import { ProcessTreeMeter, type TreeUsage } from "./proc.ts";
 import { logger } from "../log.ts";
 import { type BenchRow, benchRow } from "./report.ts";
-import { spawnConsumer } from "../testing/consumer.ts";
+import { POISON_TOPIC, spawnConsumer } from "../testing/consumer.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
 import { delay } from "../async.ts";
 
@@ -86,11 +89,12 @@ async function kafkaConsumerPerf(
 /** Runs the consumer with --until-caught-up; returns its summary and its process tree's usage. */
 async function runConsumer(
   t: TestEnv,
+  sampleMs?: number,
 ): Promise<{ summary: Record<string, number>; usage: TreeUsage }> {
   const child = spawnConsumer(t.env, ["--until-caught-up", "--json"], {
     stdout: "piped",
   });
-  const meter = new ProcessTreeMeter(child.pid);
+  const meter = new ProcessTreeMeter(child.pid, sampleMs);
   const out = await child.output();
   const usage = meter.stop();
   const text = new TextDecoder().decode(out.stdout);
@@ -195,6 +199,37 @@ async function latencyRun(rate: number, seconds: number): Promise<
   }
 }
 
+/** Peak RSS of the consumer on the poison topic (2b in the module comment). */
+async function poisonTopicMemory(): Promise<BenchRow> {
+  const t = await createTestEnv("bench_consumer_poison");
+  try {
+    log.info("producing the poison topic", { args: POISON_TOPIC.produceArgs });
+    const p = await runTask(t, "produce.ts", [
+      ...POISON_TOPIC.produceArgs,
+      "--quiet",
+    ]);
+    if (p.code !== 0) throw new Error(`produce failed: ${p.stderr}`);
+    const { summary: s, usage } = await runConsumer(t, 50);
+    const complete = s.recordsIn === POISON_TOPIC.records;
+    return benchRow({
+      name: `consumer peak RSS, poison topic (${
+        POISON_TOPIC.records.toLocaleString("en-US")
+      } records, 5 % bad, ${POISON_TOPIC.twoMbRecords} of 2 MB)`,
+      ours: usage.peakRssBytes / 1024 / 1024,
+      unit: "MB",
+      target: "≤ 256 MB",
+      pass: complete && usage.peakRssBytes <= 256 * 1024 * 1024,
+      note: complete
+        ? `${s.eventsOut} events and ${s.deadLetters} dead letters in ${
+          (usage.wallMs / 1000).toFixed(1)
+        } s`
+        : `INCOMPLETE: ${s.recordsIn} of ${POISON_TOPIC.records} records read`,
+    });
+  } finally {
+    await t.cleanup();
+  }
+}
+
 /** Runs the consumer benchmark; see the module comment. */
 export async function benchConsumer(
   opts: BenchConsumerOptions = {},
@@ -282,6 +317,7 @@ export async function benchConsumer(
   } finally {
     await t.cleanup();
   }
+  rows.push(await poisonTopicMemory());
   const rate = opts.latencyRate ?? 2_000;
   const lat = await latencyRun(rate, opts.latencySeconds ?? 30);
   rows.push(benchRow({

@@ -23,7 +23,7 @@ import { readZones } from "../zones/readers.ts";
 import { DEAD_LETTER_PREFIX_BYTES } from "../zones/dead_letter.ts";
 import { decodeBase64 } from "../zones/base64.ts";
 import { CONSUMER_RSS_LIMIT_MB } from "../runtime.ts";
-import { spawnConsumer } from "../testing/consumer.ts";
+import { POISON_TOPIC, spawnConsumer } from "../testing/consumer.ts";
 import { ProcessTreeMeter } from "../bench/proc.ts";
 
 /** How often the consumer's process tree is sampled. */
@@ -63,21 +63,23 @@ Deno.test({
         const t = await createTestEnv("consumer_memory_2mb");
         try {
           const p = await runTask(t, "produce.ts", [
-            "--count",
-            "20000",
-            "--seed",
-            "11",
-            "--bad-rate",
-            "0.05",
+            ...POISON_TOPIC.produceArgs,
             "--quiet",
           ]);
           assert.equal(p.code, 0, p.stderr);
           const { summary, peakMb } = await consume(t);
-          assert.equal(summary.recordsIn, 20_000);
+          assert.equal(summary.recordsIn, POISON_TOPIC.records);
           const z = await readZones(t.config);
-          assert.equal(z.raw.length + z.deadLetters.length, 20_000);
+          assert.equal(
+            z.raw.length + z.deadLetters.length,
+            POISON_TOPIC.records,
+          );
           const large = z.deadLetters.filter((d) => d.reason === "too_large");
-          assert.equal(large.length, 72, "the 72 records of 2 MB");
+          assert.equal(
+            large.length,
+            POISON_TOPIC.twoMbRecords,
+            "the records of 2 MB",
+          );
           for (const d of large) {
             assert.equal(d.value_truncated, true);
             assert.equal(d.value_base64, null);

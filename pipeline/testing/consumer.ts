@@ -21,6 +21,18 @@ import { readZones, type ZoneContents } from "../zones/readers.ts";
 import { CONSUMER_RUNTIME } from "../runtime.ts";
 import { sha256Hex } from "../hash.ts";
 
+/**
+ * The poison topic of the memory test and the consumer benchmark: the
+ * project's own producer (`deno task produce`) with 5 % bad records of every
+ * kind, 72 of the 20,000 records 2 MB of one repeated character (the
+ * `too_large` kind, sent whole, gzip-compressed ~1,000:1).
+ */
+export const POISON_TOPIC = {
+  records: 20_000,
+  twoMbRecords: 72,
+  produceArgs: ["--count", "20000", "--seed", "11", "--bad-rate", "0.05"],
+} as const;
+
 /** What was produced, to compare the zones with. */
 export interface Produced {
   total: number;
