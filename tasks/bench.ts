@@ -175,6 +175,7 @@ await runMain(async () => {
     quick: !!values.quick,
     suites: only,
     complete: names.every((n) => only.includes(n)),
+    optInSuites: Object.keys(PEER_SUITES),
     rows,
   };
   const latestPath = `${config.localDir}/bench/latest.json`;

@@ -57,8 +57,16 @@ export interface BenchRun {
   quick: boolean;
   /** The suites that ran, in run order. */
   suites: string[];
-  /** Every suite ran (no `--only`): the run replaces the whole report. */
+  /**
+   * Every standard suite ran (no `--only`): the run replaces the whole
+   * report, but for the opt-in suites below that it did not run.
+   */
   complete: boolean;
+  /**
+   * Opt-in suites (`--peer spark`: minutes of Spark, ~350 MB installed):
+   * a complete run without one keeps its earlier rows, with their time.
+   */
+  optInSuites?: string[];
   rows: Array<BenchRow & { suite: string }>;
 }
 
@@ -88,7 +96,8 @@ export function parseBenchReport(doc: unknown): BenchReport {
 }
 
 /**
- * The report after `run`: a complete run replaces everything; a partial run
+ * The report after `run`: a complete run replaces everything but the rows
+ * of opt-in suites it did not run (kept at the end); a partial run
  * replaces the rows of the suites it ran (in their place, new suites at the
  * end) and keeps every other row with the time it was measured. A row of an
  * older file that names no suite is dropped when the run measured a row of
@@ -104,10 +113,20 @@ export function mergeBenchReport(
     quick: run.quick,
   });
   const latest = { at: run.at, quick: run.quick };
-  if (run.complete || !previous) {
-    return { ...latest, rows: run.rows.map(fresh) };
-  }
+  if (!previous) return { ...latest, rows: run.rows.map(fresh) };
   const ran = new Set(run.suites);
+  if (run.complete) {
+    const optIn = new Set(run.optInSuites ?? []);
+    return {
+      ...latest,
+      rows: [
+        ...run.rows.map(fresh),
+        ...previous.rows.filter((r) =>
+          r.suite !== undefined && optIn.has(r.suite) && !ran.has(r.suite)
+        ),
+      ],
+    };
+  }
   const names = new Set(run.rows.map((r) => r.name));
   const failureRows = new Set(run.suites.map((s) => `${s} (failed)`));
   const placed = new Set<string>();

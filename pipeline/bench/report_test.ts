@@ -69,6 +69,44 @@ Deno.test("a complete run replaces every row", () => {
   ]);
 });
 
+Deno.test("a complete run keeps the rows of an opt-in suite it did not run, and replaces them when it ran it", () => {
+  const withSpark = mergeBenchReport(mergeBenchReport(undefined, first), {
+    at: T2,
+    quick: false,
+    suites: ["spark"],
+    complete: false,
+    rows: [{ ...row("spark a", 7), suite: "spark" }],
+  });
+  const T3 = "2026-12-02T08:00:00.000Z";
+  const full = (suites: string[], rows: BenchRun["rows"]): BenchRun => ({
+    at: T3,
+    quick: false,
+    suites,
+    complete: true,
+    optInSuites: ["spark"],
+    rows,
+  });
+  const without = mergeBenchReport(
+    withSpark,
+    full(["validator"], [{ ...row("validator a", 9), suite: "validator" }]),
+  );
+  assert.deepEqual(without.rows.map((r) => [r.name, r.ours, r.at]), [
+    ["validator a", 9, T3],
+    ["spark a", 7, T2],
+  ]);
+  const again = mergeBenchReport(
+    withSpark,
+    full(["validator", "spark"], [
+      { ...row("validator a", 9), suite: "validator" },
+      { ...row("spark a", 8), suite: "spark" },
+    ]),
+  );
+  assert.deepEqual(again.rows.map((r) => [r.name, r.ours, r.at]), [
+    ["validator a", 9, T3],
+    ["spark a", 8, T3],
+  ]);
+});
+
 Deno.test("a suite that failed this time replaces its earlier rows with its failure row", () => {
   const after = mergeBenchReport(mergeBenchReport(undefined, first), {
     at: T2,
