@@ -364,7 +364,8 @@ export async function startPostgres(
 export async function stopPostgres(
   config: Pick<Config, "localDir">,
 ): Promise<void> {
-  if (!postgresPid(config)) return;
+  const pid = postgresPid(config);
+  if (!pid) return;
   const res = await run([
     `${pgBinDir()}/pg_ctl`,
     "-D",
@@ -378,6 +379,14 @@ export async function stopPostgres(
   ], { asServerUser: true });
   if (!res.ok && postgresPid(config)) {
     throw new Error(`pg_ctl stop failed:\n${res.out}`);
+  }
+  // pg_ctl -w returns once postmaster.pid is gone, which the postmaster
+  // removes on its way out, before the process has exited: wait for the
+  // process too, so "stopped" means no process (the lifecycle test once
+  // found the postmaster still alive right after `services down`).
+  const deadline = Date.now() + 10_000;
+  while (isAlive(pid) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
