@@ -15,7 +15,7 @@
 import type { Config } from "../config.ts";
 import { BI_ROLE_SQL, biRoleSettings } from "../postgres/bi_role.ts";
 import { logFile, servicePaths, writePrivateFile } from "./paths.ts";
-import { isAlive, processStartedAtMs } from "./process.ts";
+import { isAlive, processStartedAtMs, waitForExit } from "./process.ts";
 
 const OS_USER = "postgres";
 
@@ -384,10 +384,7 @@ export async function stopPostgres(
   // removes on its way out, before the process has exited: wait for the
   // process too, so "stopped" means no process (the lifecycle test once
   // found the postmaster still alive right after `services down`).
-  const deadline = Date.now() + 10_000;
-  while (isAlive(pid) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitForExit(pid, 10_000, 20);
 }
 
 /**

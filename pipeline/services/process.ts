@@ -249,14 +249,29 @@ export async function stopProcess(
   try {
     Deno.kill(pid, "SIGTERM");
   } catch { /* already gone */ }
-  const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) {
+  if (!await waitForExit(pid, graceMs, 100)) {
     try {
       Deno.kill(pid, "SIGKILL");
     } catch { /* already gone */ }
-    while (isAlive(pid)) await sleep(50);
+    await waitForExit(pid, Infinity, 50);
   }
+}
+
+/**
+ * Polls until `pid` is gone (or a zombie) or `timeoutMs` has passed; true
+ * when it is gone.
+ */
+export async function waitForExit(
+  pid: number,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(intervalMs);
+  }
+  return true;
 }
 
 /** Kills with SIGKILL at once (for crash tests). */
@@ -264,7 +279,7 @@ export async function killHard(pid: number): Promise<void> {
   try {
     Deno.kill(pid, "SIGKILL");
   } catch { /* already gone */ }
-  while (isAlive(pid)) await sleep(20);
+  await waitForExit(pid, Infinity, 20);
 }
 
 /** Pids of the direct children of `pid` (from /proc). */
